@@ -1,0 +1,31 @@
+//! Tasker's plain data and pure rules. Nothing here does I/O, so everything is
+//! testable in microseconds and shared by every other crate.
+//!
+//! - [`state`]: the task and step state machines (SPEC §3).
+//! - [`template`]: task templates — model, strict parser, validator (SPEC §2).
+//! - [`dag`]: topological order, roots, reachability and cycles.
+//! - [`readiness`]: may a step run now (SPEC §4.1).
+//! - [`backoff`]: retry policy and delays (SPEC §4.4).
+//! - [`identity`]: the SHA-256 identity hash over canonical JSON (SPEC §4.8).
+//! - [`messages`]: queue names and pointer messages (SPEC §6).
+//! - [`outcome`]: the handler outcome envelope shared by every language.
+//! - [`ids`]: typed UUIDv7 identifiers.
+//!
+//! ```
+//! use tasker_types::state::{StepEvent, StepState};
+//!
+//! let next = StepState::Enqueued.next(StepEvent::Start).unwrap();
+//! assert_eq!(next, StepState::InProgress);
+//! assert!(StepState::Complete.next(StepEvent::Start).is_err());
+//! ```
+
+pub mod backoff;
+pub mod dag;
+pub mod identity;
+pub mod ids;
+pub mod messages;
+pub mod names;
+pub mod outcome;
+pub mod readiness;
+pub mod state;
+pub mod template;

@@ -1,0 +1,187 @@
+//! Queue names and the pointer messages that travel on them (SPEC §4.2, §6).
+//! A message carries ids only: the database holds the state, and a consumer
+//! reloads it, so a duplicate or late message changes nothing.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CorrelationId, StepUuid, TaskUuid};
+use crate::names::is_valid_namespace;
+
+/// A validated queue name (`[a-z0-9_]`, at most 47 characters, PGMQ's limit).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct QueueName(String);
+
+/// A name that cannot be a queue.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a valid queue name (1 to 47 characters from a-z, 0-9 and _)")]
+pub struct InvalidQueueName(pub String);
+
+impl QueueName {
+    /// Longest queue name PGMQ accepts.
+    pub const MAX_LEN: usize = 47;
+
+    /// Step results from workers to orchestration.
+    pub const STEP_RESULTS: &'static str = "orchestration_step_results";
+    /// New-task requests to orchestration.
+    pub const TASK_REQUESTS: &'static str = "orchestration_task_requests";
+    /// Tasks that orchestration should try to finalize.
+    pub const TASK_FINALIZATIONS: &'static str = "orchestration_task_finalizations";
+
+    /// Validates `name`.
+    ///
+    /// # Errors
+    /// [`InvalidQueueName`] when the name breaks the rule.
+    pub fn new(name: impl Into<String>) -> Result<Self, InvalidQueueName> {
+        let name = name.into();
+        let valid = !name.is_empty()
+            && name.len() <= Self::MAX_LEN
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if valid {
+            Ok(Self(name))
+        } else {
+            Err(InvalidQueueName(name))
+        }
+    }
+
+    /// `worker_<namespace>_queue`: where a namespace's ready steps wait for workers.
+    ///
+    /// # Errors
+    /// [`InvalidQueueName`] when `namespace` is not a valid namespace.
+    pub fn worker(namespace: &str) -> Result<Self, InvalidQueueName> {
+        if !is_valid_namespace(namespace) {
+            return Err(InvalidQueueName(format!("worker_{namespace}_queue")));
+        }
+        Self::new(format!("worker_{namespace}_queue"))
+    }
+
+    /// `<namespace>_domain_events`: durable domain events (SPEC §4.9).
+    ///
+    /// # Errors
+    /// [`InvalidQueueName`] when `namespace` is not a valid namespace.
+    pub fn domain_events(namespace: &str) -> Result<Self, InvalidQueueName> {
+        if !is_valid_namespace(namespace) {
+            return Err(InvalidQueueName(format!("{namespace}_domain_events")));
+        }
+        Self::new(format!("{namespace}_domain_events"))
+    }
+
+    /// The orchestration step-results queue.
+    pub fn step_results() -> Self {
+        Self(Self::STEP_RESULTS.to_owned())
+    }
+
+    /// The orchestration task-requests queue.
+    pub fn task_requests() -> Self {
+        Self(Self::TASK_REQUESTS.to_owned())
+    }
+
+    /// The orchestration task-finalizations queue.
+    pub fn task_finalizations() -> Self {
+        Self(Self::TASK_FINALIZATIONS.to_owned())
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for QueueName {
+    type Error = InvalidQueueName;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl From<QueueName> for String {
+    fn from(name: QueueName) -> Self {
+        name.0
+    }
+}
+
+/// On `worker_<namespace>_queue`: a step is ready to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepMessage {
+    /// The step's task.
+    pub task_uuid: TaskUuid,
+    /// The step to run.
+    pub step_uuid: StepUuid,
+    /// The task's correlation id.
+    pub correlation_id: CorrelationId,
+}
+
+/// On `orchestration_step_results`: a worker stored an attempt's result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepResultMessage {
+    /// The step's task.
+    pub task_uuid: TaskUuid,
+    /// The step whose result was stored.
+    pub step_uuid: StepUuid,
+    /// The attempt that produced it; orchestration ignores stale attempts.
+    pub attempt: u32,
+    /// The task's correlation id.
+    pub correlation_id: CorrelationId,
+}
+
+/// On `orchestration_task_requests` and `orchestration_task_finalizations`:
+/// a task needs orchestration's attention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskMessage {
+    /// The task.
+    pub task_uuid: TaskUuid,
+    /// The task's correlation id.
+    pub correlation_id: CorrelationId,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_queues_are_named_after_their_namespace() {
+        assert_eq!(
+            QueueName::worker("payments").unwrap().as_str(),
+            "worker_payments_queue"
+        );
+        assert_eq!(
+            QueueName::domain_events("payments").unwrap().as_str(),
+            "payments_domain_events"
+        );
+        let longest = "n".repeat(29);
+        assert!(QueueName::worker(&longest).unwrap().as_str().len() <= QueueName::MAX_LEN);
+        assert!(QueueName::worker("Bad-Name").is_err());
+        assert!(QueueName::new("x".repeat(48)).is_err());
+        assert!(QueueName::new("a;drop table").is_err());
+    }
+
+    #[test]
+    fn queue_names_validate_when_deserialized() {
+        let ok: QueueName = serde_json::from_str("\"orchestration_step_results\"").unwrap();
+        assert_eq!(ok, QueueName::step_results());
+        assert!(serde_json::from_str::<QueueName>("\"Nope\"").is_err());
+    }
+
+    #[test]
+    fn messages_are_small_pointers() {
+        let msg = StepMessage {
+            task_uuid: TaskUuid::new(),
+            step_uuid: StepUuid::new(),
+            correlation_id: CorrelationId::new(),
+        };
+        let json = serde_json::to_value(msg).unwrap();
+        assert_eq!(json.as_object().unwrap().len(), 3);
+        assert_eq!(serde_json::from_value::<StepMessage>(json).unwrap(), msg);
+    }
+}

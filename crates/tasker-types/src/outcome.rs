@@ -1,0 +1,206 @@
+//! The handler outcome envelope: what one attempt of a handler produced, in
+//! one shape for every language (ARCHITECTURE §4). Bindings map exceptions
+//! onto [`StepFailure`]; nothing downstream inspects message strings.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The result of one handler attempt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum StepOutcome {
+    /// The handler finished. `result` is what dependents receive.
+    Success {
+        /// The handler's result (any JSON).
+        result: Value,
+        /// For decision and batchable steps: what to create next.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        control: Option<FlowControl>,
+    },
+    /// The handler failed.
+    Failure {
+        /// What went wrong and whether to retry.
+        error: StepFailure,
+    },
+}
+
+/// A failed attempt, described for orchestration and operators.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepFailure {
+    /// The category: `handler_error`, `timeout`, `panic`, `lease_expired`,
+    /// `invalid_result`, or a handler's own.
+    pub error_type: String,
+    /// A human-readable explanation.
+    pub message: String,
+    /// Whether another attempt may help.
+    pub retryable: bool,
+    /// An application error code, if the handler gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Extra structured context.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub details: Value,
+    /// A delay the handler asks for before the next attempt (wins over the
+    /// policy's backoff, still capped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// Error categories the runtime itself produces.
+pub mod error_types {
+    /// The handler returned an error.
+    pub const HANDLER_ERROR: &str = "handler_error";
+    /// The attempt overran its timeout.
+    pub const TIMEOUT: &str = "timeout";
+    /// The handler panicked or raised an unexpected exception.
+    pub const PANIC: &str = "panic";
+    /// The worker holding the lease disappeared and no attempts were left.
+    pub const LEASE_EXPIRED: &str = "lease_expired";
+    /// The handler's result broke the step's `result_schema` or the outcome rules.
+    pub const INVALID_RESULT: &str = "invalid_result";
+    /// No handler is registered for the step's callable.
+    pub const HANDLER_NOT_FOUND: &str = "handler_not_found";
+}
+
+/// What a decision or batchable handler asks orchestration to create.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FlowControl {
+    /// A decision's choice (SPEC §4.6).
+    Decision(DecisionOutcome),
+    /// A batchable step's plan (SPEC §4.7).
+    Batches(BatchOutcome),
+}
+
+/// A decision step's choice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum DecisionOutcome {
+    /// Create these downstream steps (and what hangs below them).
+    CreateSteps {
+        /// Names of steps reachable from the decision in the template.
+        steps: Vec<String>,
+    },
+    /// Create nothing; downstream convergence proceeds without branches.
+    NoBranches,
+}
+
+/// A batchable step's plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum BatchOutcome {
+    /// Clone the batch worker once per cursor.
+    CreateBatches {
+        /// How many workers the handler planned (informational).
+        worker_count: u32,
+        /// One entry per batch.
+        cursor_configs: Vec<CursorConfig>,
+    },
+    /// Nothing to process; convergence still runs.
+    NoBatches,
+}
+
+/// The slice of a dataset one batch worker processes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CursorConfig {
+    /// Unique within the batch; the clone is named `<worker>_<batch_id>`.
+    pub batch_id: String,
+    /// Where the batch starts (inclusive).
+    pub start_cursor: Value,
+    /// Where the batch ends (exclusive).
+    pub end_cursor: Value,
+    /// Items per unit of work within the batch.
+    pub batch_size: u64,
+}
+
+impl StepOutcome {
+    /// A plain success.
+    pub fn success(result: Value) -> Self {
+        StepOutcome::Success {
+            result,
+            control: None,
+        }
+    }
+
+    /// A failure that may be retried.
+    pub fn retryable(error_type: &str, message: impl Into<String>) -> Self {
+        Self::failure(error_type, message, true)
+    }
+
+    /// A failure that must not be retried.
+    pub fn permanent(error_type: &str, message: impl Into<String>) -> Self {
+        Self::failure(error_type, message, false)
+    }
+
+    fn failure(error_type: &str, message: impl Into<String>, retryable: bool) -> Self {
+        StepOutcome::Failure {
+            error: StepFailure {
+                error_type: error_type.to_owned(),
+                message: message.into(),
+                retryable,
+                code: None,
+                details: Value::Null,
+                retry_after_ms: None,
+            },
+        }
+    }
+
+    /// Whether the attempt succeeded.
+    pub const fn is_success(&self) -> bool {
+        matches!(self, StepOutcome::Success { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn success_and_failure_have_a_stable_wire_shape() {
+        assert_eq!(
+            serde_json::to_value(StepOutcome::success(json!({"value": 36}))).unwrap(),
+            json!({"status": "success", "result": {"value": 36}})
+        );
+        assert_eq!(
+            serde_json::to_value(StepOutcome::retryable("timeout", "took too long")).unwrap(),
+            json!({"status": "failure", "error": {
+                "error_type": "timeout", "message": "took too long", "retryable": true
+            }})
+        );
+    }
+
+    #[test]
+    fn decision_and_batch_outcomes_parse_from_foreign_languages() {
+        let decision: StepOutcome = serde_json::from_value(json!({
+            "status": "success",
+            "result": {"route": "manager"},
+            "control": {"type": "decision", "outcome": "create_steps", "steps": ["manager_approval"]}
+        }))
+        .unwrap();
+        assert_eq!(
+            decision,
+            StepOutcome::Success {
+                result: json!({"route": "manager"}),
+                control: Some(FlowControl::Decision(DecisionOutcome::CreateSteps {
+                    steps: vec!["manager_approval".into()]
+                })),
+            }
+        );
+        let batches: StepOutcome = serde_json::from_value(json!({
+            "status": "success",
+            "result": {},
+            "control": {"type": "batches", "outcome": "create_batches", "worker_count": 1,
+                "cursor_configs": [{"batch_id": "001", "start_cursor": 0, "end_cursor": 100, "batch_size": 100}]}
+        }))
+        .unwrap();
+        assert!(matches!(
+            batches,
+            StepOutcome::Success {
+                control: Some(FlowControl::Batches(BatchOutcome::CreateBatches { .. })),
+                ..
+            }
+        ));
+    }
+}
