@@ -1,1 +1,167 @@
-//! placeholder
+//! Tasker's typed configuration (SPEC §10).
+//!
+//! Configuration is TOML in layers, lowest first:
+//!
+//! 1. `config/tasker/base/*.toml` — every default, written once (compiled in);
+//! 2. `config/tasker/environments/<TASKER_ENV>/*.toml` (compiled in);
+//! 3. `$TASKER_CONFIG_DIR/base/*.toml` and
+//!    `$TASKER_CONFIG_DIR/environments/<TASKER_ENV>/*.toml`, when set.
+//!
+//! Later layers win key by key. String values may use `${VAR}` and
+//! `${VAR:-default}`. The merged table is read strictly — unknown keys and
+//! wrong types are errors naming the key path — and then validated into
+//! typed settings (`Duration`s, ranges, enums).
+//!
+//! ```
+//! let config = tasker_config::ConfigLoader::new()
+//!     .environment("test")
+//!     .vars(|name| (name == "DATABASE_URL").then(|| "postgresql://db/tasker".to_owned()))
+//!     .load()
+//!     .unwrap();
+//! assert_eq!(config.database.url, "postgresql://db/tasker");
+//! assert_eq!(config.execution.default_timeout.as_secs(), 10);
+//! ```
+
+mod check;
+mod database;
+mod error;
+mod execution;
+mod interpolate;
+mod layers;
+mod messaging;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+pub use database::{DatabaseConfig, redact_url_password};
+pub use error::ConfigError;
+pub use execution::ExecutionConfig;
+pub use layers::KNOWN_ENVIRONMENTS;
+pub use messaging::{MessagingBackend, MessagingConfig};
+
+/// The whole validated configuration of one process.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskerConfig {
+    /// The environment it was loaded for (`TASKER_ENV`).
+    pub environment: String,
+    /// `[database]`.
+    pub database: DatabaseConfig,
+    /// `[messaging]`.
+    pub messaging: MessagingConfig,
+    /// `[execution]`.
+    pub execution: ExecutionConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    database: database::RawDatabase,
+    messaging: messaging::RawMessaging,
+    execution: execution::RawExecution,
+}
+
+type VarLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Loads configuration; by default from the process environment.
+#[derive(Clone)]
+pub struct ConfigLoader {
+    environment: Option<String>,
+    dir: Option<PathBuf>,
+    vars: VarLookup,
+}
+
+impl Default for ConfigLoader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ConfigLoader {
+    /// A loader that reads `TASKER_ENV`, `TASKER_CONFIG_DIR` and `${VAR}`s
+    /// from the process environment.
+    pub fn new() -> Self {
+        Self {
+            environment: None,
+            dir: None,
+            vars: Arc::new(|name| std::env::var(name).ok()),
+        }
+    }
+
+    /// Uses `environment` instead of `TASKER_ENV`.
+    #[must_use]
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+
+    /// Uses `dir` instead of `TASKER_CONFIG_DIR`.
+    #[must_use]
+    pub fn config_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Resolves `${VAR}` (and `TASKER_ENV`, `TASKER_CONFIG_DIR`) with `lookup`
+    /// instead of the process environment.
+    #[must_use]
+    pub fn vars(mut self, lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        self.vars = Arc::new(lookup);
+        self
+    }
+
+    /// The environment this loader will use.
+    pub fn resolved_environment(&self) -> String {
+        self.environment
+            .clone()
+            .or_else(|| (self.vars)("TASKER_ENV").filter(|e| !e.is_empty()))
+            .unwrap_or_else(|| "development".to_owned())
+    }
+
+    /// The merged, interpolated table before validation (what `config show`
+    /// prints, after redaction).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file or key at fault.
+    pub fn merged(&self) -> Result<toml::Table, ConfigError> {
+        let environment = self.resolved_environment();
+        let dir = self
+            .dir
+            .clone()
+            .or_else(|| (self.vars)("TASKER_CONFIG_DIR").map(PathBuf::from));
+        let sources = layers::sources(&environment, dir.as_deref())?;
+        let mut table = layers::merge(&sources)?;
+        interpolate::interpolate(&mut table, &*self.vars)?;
+        Ok(table)
+    }
+
+    /// Loads and validates the configuration.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file or key at fault.
+    pub fn load(&self) -> Result<TaskerConfig, ConfigError> {
+        let table = self.merged()?;
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|err| {
+                ConfigError::Shape {
+                    key: err.path().to_string(),
+                    message: err.into_inner().message().to_owned(),
+                }
+            })?;
+        Ok(TaskerConfig {
+            environment: self.resolved_environment(),
+            database: raw.database.validate()?,
+            messaging: raw.messaging.validate()?,
+            execution: raw.execution.validate()?,
+        })
+    }
+}
+
+/// Loads the configuration from the process environment.
+///
+/// # Errors
+/// [`ConfigError`] naming the file or key at fault.
+pub fn load() -> Result<TaskerConfig, ConfigError> {
+    ConfigLoader::new().load()
+}

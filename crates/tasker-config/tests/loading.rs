@@ -1,0 +1,186 @@
+//! Loading configuration end to end: layers, environments, interpolation and
+//! the errors a person sees when something is wrong.
+
+// A failing test should say where: unwrap, expect and panic are fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use tasker_config::{ConfigLoader, KNOWN_ENVIRONMENTS, MessagingBackend};
+
+fn loader(env: &str, vars: &'static [(&'static str, &'static str)]) -> ConfigLoader {
+    ConfigLoader::new().environment(env).vars(move |name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    })
+}
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn every_shipped_environment_loads() {
+    for env in KNOWN_ENVIRONMENTS {
+        let config = loader(env, &[("DATABASE_URL", "postgresql://u@h/db")])
+            .load()
+            .unwrap();
+        assert_eq!(config.environment, env);
+        assert_eq!(config.database.url, "postgresql://u@h/db");
+        assert_eq!(config.messaging.backend, MessagingBackend::Pgmq);
+    }
+}
+
+#[test]
+fn defaults_come_from_base_and_environment_files() {
+    let dev = loader("development", &[]).load().unwrap();
+    assert_eq!(
+        dev.database.url,
+        "postgresql://postgres@127.0.0.1:5432/tasker_development"
+    );
+    assert_eq!(dev.database.max_connections, 10);
+    assert_eq!(
+        dev.database.statement_timeout,
+        Some(Duration::from_secs(30))
+    );
+    assert_eq!(dev.execution.default_timeout, Duration::from_secs(30));
+    assert!((dev.execution.backoff_jitter - 0.15).abs() < f64::EPSILON);
+    let test = loader("test", &[]).load().unwrap();
+    assert_eq!(
+        test.database.url,
+        "postgresql://postgres@127.0.0.1:5432/tasker_test"
+    );
+    assert_eq!(test.execution.default_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn tasker_env_picks_the_environment_and_development_is_the_default() {
+    let chosen = ConfigLoader::new()
+        .vars(|name| (name == "TASKER_ENV").then(|| "test".to_owned()))
+        .load()
+        .unwrap();
+    assert_eq!(chosen.environment, "test");
+    let default = ConfigLoader::new().vars(|_| None).load().unwrap();
+    assert_eq!(default.environment, "development");
+}
+
+#[test]
+fn production_requires_database_url_from_the_environment() {
+    let err = loader("production", &[]).load().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "database.url: environment variable DATABASE_URL is not set (use ${DATABASE_URL:-default} for a default)"
+    );
+}
+
+#[test]
+fn the_backend_comes_from_tasker_messaging_backend() {
+    let config = loader("test", &[("TASKER_MESSAGING_BACKEND", "in_memory")])
+        .load()
+        .unwrap();
+    assert_eq!(config.messaging.backend, MessagingBackend::InMemory);
+    let err = loader("test", &[("TASKER_MESSAGING_BACKEND", "kafka")])
+        .load()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "messaging.backend: unknown backend `kafka`: expected `pgmq` or `in_memory`"
+    );
+}
+
+#[test]
+fn a_config_dir_overrides_key_by_key_and_may_add_environments() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "base/common.toml",
+        "[database]\nmax_connections = \"${POOL:-33}\"\n",
+    );
+    write(
+        dir.path(),
+        "environments/staging/common.toml",
+        "[execution]\ndefault_timeout_seconds = 45\n",
+    );
+    let config = loader("staging", &[])
+        .config_dir(dir.path())
+        .load()
+        .unwrap();
+    assert_eq!(config.database.max_connections, 33);
+    assert_eq!(
+        config.database.min_connections, 1,
+        "untouched keys keep their defaults"
+    );
+    assert_eq!(config.execution.default_timeout, Duration::from_secs(45));
+}
+
+#[test]
+fn unknown_environments_are_refused() {
+    let err = loader("staging", &[]).load().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown environment `staging`: expected one of development, test, production, or a \
+         directory $TASKER_CONFIG_DIR/environments/staging"
+    );
+}
+
+#[test]
+fn unknown_keys_wrong_types_and_ranges_name_the_key_path() {
+    let cases = [
+        (
+            "[database]\nmax_conections = 5\n",
+            "database.max_conections: unknown field `max_conections`, expected one of `url`, `max_connections`, \
+             `min_connections`, `acquire_timeout_ms`, `idle_timeout_ms`, `statement_timeout_ms`",
+        ),
+        (
+            "[database]\nmax_connections = 'many'\n",
+            "database.max_connections: invalid type: string \"many\", expected u32",
+        ),
+        (
+            "[database]\nmax_connections = 0\n",
+            "database.max_connections: must be between 1 and 1000 (got 0)",
+        ),
+        (
+            "[database]\nmin_connections = 11\n",
+            "database.min_connections: must be between 0 and 10 (got 11)",
+        ),
+        (
+            "[database]\nurl = 'mysql://x'\n",
+            "database.url: must be a postgres:// or postgresql:// URL",
+        ),
+        (
+            "[execution]\nbackoff_jitter_percent = 150\n",
+            "execution.backoff_jitter_percent: must be between 0 and 100 (got 150)",
+        ),
+        (
+            "[telemetry]\nenabled = true\n",
+            "telemetry: unknown field `telemetry`, expected one of `database`, `messaging`, `execution`",
+        ),
+    ];
+    for (toml_text, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "base/zz.toml", toml_text);
+        let err = loader("development", &[])
+            .config_dir(dir.path())
+            .load()
+            .unwrap_err();
+        assert_eq!(err.to_string(), expected, "for {toml_text:?}");
+    }
+}
+
+#[test]
+fn broken_files_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "base/broken.toml", "[database\n");
+    let err = loader("development", &[])
+        .config_dir(dir.path())
+        .load()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("broken.toml: invalid TOML"),
+        "{err}"
+    );
+}
