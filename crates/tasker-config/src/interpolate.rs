@@ -38,16 +38,14 @@ fn walk_value(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), ConfigError> {
     match value {
-        Value::String(text) => {
-            if text.contains('$') {
-                let whole = is_single_placeholder(text);
-                let expanded = expand(text, path, lookup)?;
-                *value = if whole {
-                    typed(expanded)
-                } else {
-                    Value::String(expanded)
-                };
-            }
+        Value::String(text) if text.contains('$') => {
+            let whole = is_single_placeholder(text);
+            let expanded = expand(text, path, lookup)?;
+            *value = if whole {
+                typed(expanded)
+            } else {
+                Value::String(expanded)
+            };
         }
         Value::Table(table) => walk_table(table, path, lookup)?,
         Value::Array(items) => {
