@@ -1,1 +1,36 @@
-//! placeholder
+//! Tasker's PostgreSQL layer. All SQL lives here (SPEC §5, ARCHITECTURE §1).
+//!
+//! - [`migrate()`]: installs PGMQ from the `pgmq` crate's bundled SQL, then
+//!   Tasker's migrations (schema `tasker`).
+//! - One module per table, queries named entity-first: [`named_task`],
+//!   [`task`], [`workflow_step`], [`workflow_step_edge`], [`task_transition`],
+//!   [`workflow_step_transition`].
+//! - Fenced transitions: every state change is a compare-and-set on the
+//!   expected state (and attempt, for worker writes) that writes its
+//!   transition row in the same transaction; zero rows changed is
+//!   [`DbError::TransitionConflict`].
+//! - [`testing`] (feature `testing`): a fresh migrated database per test.
+//!
+//! Functions take `&mut PgConnection` (or any executor for reads) so callers
+//! compose one transaction across tables and queue sends.
+
+mod convert;
+mod error;
+mod migrate;
+mod pool;
+mod transition;
+
+pub mod named_task;
+pub mod task;
+pub mod task_transition;
+pub mod workflow_step;
+pub mod workflow_step_edge;
+pub mod workflow_step_transition;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::DbError;
+pub use migrate::{MIGRATOR, PGMQ_CRATE_VERSION, migrate};
+pub use pool::connect;
+pub use transition::TransitionContext;

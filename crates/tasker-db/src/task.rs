@@ -1,0 +1,337 @@
+//! `tasker.tasks`: task creation (the whole graph in one transaction), reads,
+//! and fenced task transitions.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgExecutor, PgPool};
+use tasker_types::identity::{TemplateKey, identity_hash};
+use tasker_types::ids::{CorrelationId, TaskUuid, TemplateUuid};
+use tasker_types::state::{TaskEvent, TaskState};
+
+use crate::convert;
+use crate::error::DbError;
+use crate::named_task::RegisteredTemplate;
+use crate::task_transition;
+use crate::transition::TransitionContext;
+use crate::workflow_step::{self, NewStep};
+use crate::workflow_step_edge::{self, Edge};
+
+/// A task as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskRow {
+    /// Row id.
+    pub task_uuid: TaskUuid,
+    /// The exact template version it runs.
+    pub named_task_uuid: TemplateUuid,
+    /// Template namespace.
+    pub namespace: String,
+    /// Template name.
+    pub name: String,
+    /// Template version.
+    pub version: String,
+    /// Current state.
+    pub state: TaskState,
+    /// The JSON context handlers receive.
+    pub context: Value,
+    /// Identity hash, when the task has one.
+    pub identity_hash: Option<String>,
+    /// The caller's idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Follows the task through logs and messages.
+    pub correlation_id: CorrelationId,
+    /// Higher runs first where there is a choice.
+    pub priority: i32,
+    /// Free-form labels.
+    pub tags: Vec<String>,
+    /// Who asked for it.
+    pub initiator: Option<String>,
+    /// Which system asked for it.
+    pub source_system: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Reached a terminal state.
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// A task to create.
+#[derive(Clone, Debug)]
+pub struct NewTask<'a> {
+    /// The template version to run.
+    pub template: &'a RegisteredTemplate,
+    /// Whose `environments` overrides apply (`TASKER_ENV`).
+    pub environment: &'a str,
+    /// The task's context (already checked against `input_schema`).
+    pub context: Value,
+    /// A correlation id to reuse, or `None` for a new one.
+    pub correlation_id: Option<CorrelationId>,
+    /// The caller's idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Priority.
+    pub priority: i32,
+    /// Labels.
+    pub tags: Vec<String>,
+    /// Who asks.
+    pub initiator: Option<String>,
+    /// Which system asks.
+    pub source_system: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+impl<'a> NewTask<'a> {
+    /// A request with only the essentials set.
+    pub fn new(template: &'a RegisteredTemplate, environment: &'a str, context: Value) -> Self {
+        Self {
+            template,
+            environment,
+            context,
+            correlation_id: None,
+            idempotency_key: None,
+            priority: 0,
+            tags: Vec::new(),
+            initiator: None,
+            source_system: None,
+            reason: None,
+        }
+    }
+}
+
+/// What [`create`] wrote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CreatedTask {
+    /// The task, `pending`.
+    pub task: TaskRow,
+    /// Its initial steps, `pending` (decision branches and batch workers come later).
+    pub steps: Vec<NewStep>,
+    /// Edges between them.
+    pub edges: Vec<Edge>,
+}
+
+/// Creates a task with its initial steps, edges and first transitions, in the
+/// caller's transaction: commit it to keep everything, drop it to keep
+/// nothing.
+///
+/// # Errors
+/// [`DbError::DuplicateTask`] with the existing task when the identity is
+/// taken; [`DbError::Identity`] when the request lacks a required key.
+pub async fn create(
+    conn: &mut PgConnection,
+    new: NewTask<'_>,
+    ctx: &TransitionContext,
+) -> Result<CreatedTask, DbError> {
+    let template = new.template.template.for_environment(new.environment);
+    let key = TemplateKey {
+        namespace: &template.namespace_name,
+        name: &template.name,
+        version: &template.version,
+    };
+    let identity = identity_hash(
+        template.identity_strategy,
+        key,
+        &new.context,
+        new.idempotency_key.as_deref(),
+    )?;
+    let task_uuid = TaskUuid::new();
+    let correlation_id = new.correlation_id.unwrap_or_default();
+
+    let inserted = sqlx::query_as!(
+        TaskRecord,
+        r#"INSERT INTO tasker.tasks
+               (task_uuid, named_task_uuid, namespace, name, version, state, context,
+                identity_hash, idempotency_key, correlation_id, priority, tags, initiator,
+                source_system, reason)
+           VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $12, $13, $14)
+           ON CONFLICT (identity_hash) WHERE identity_hash IS NOT NULL DO NOTHING
+           RETURNING task_uuid, named_task_uuid, namespace, name, version, state, context,
+                     identity_hash, idempotency_key, correlation_id, priority, tags, initiator,
+                     source_system, reason, created_at, updated_at, completed_at"#,
+        task_uuid.as_uuid(),
+        new.template.named_task_uuid.as_uuid(),
+        template.namespace_name,
+        template.name,
+        template.version,
+        new.context,
+        identity,
+        new.idempotency_key,
+        correlation_id.as_uuid(),
+        new.priority,
+        &new.tags,
+        new.initiator,
+        new.source_system,
+        new.reason,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(record) = inserted else {
+        let existing = sqlx::query_scalar!(
+            "SELECT task_uuid FROM tasker.tasks WHERE identity_hash = $1",
+            identity
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        return Err(DbError::DuplicateTask {
+            existing: TaskUuid::from_uuid(existing),
+        });
+    };
+    let task = TaskRow::try_from(record)?;
+    task_transition::append(
+        &mut *conn,
+        task.task_uuid,
+        None,
+        TaskState::Pending,
+        "create",
+        ctx,
+    )
+    .await?;
+
+    let definitions = template
+        .initial_steps()
+        .map_err(|e| DbError::Corrupt(format!("template graph: {e}")))?;
+    let steps: Vec<NewStep> = definitions
+        .iter()
+        .map(|d| NewStep::from_definition(d))
+        .collect();
+    let mut edges = Vec::new();
+    for (child, definition) in steps.iter().zip(&definitions) {
+        for dependency in &definition.dependencies {
+            if let Some(parent) = steps.iter().find(|s| &s.name == dependency) {
+                edges.push(Edge {
+                    from: parent.uuid,
+                    to: child.uuid,
+                });
+            }
+        }
+    }
+    workflow_step::insert_many(&mut *conn, task.task_uuid, &steps, ctx).await?;
+    workflow_step_edge::insert_many(&mut *conn, task.task_uuid, &edges).await?;
+    Ok(CreatedTask { task, steps, edges })
+}
+
+/// [`create`] in a transaction of its own.
+///
+/// # Errors
+/// As [`create`]; nothing is written on error.
+pub async fn create_committed(
+    pool: &PgPool,
+    new: NewTask<'_>,
+    ctx: &TransitionContext,
+) -> Result<CreatedTask, DbError> {
+    let mut tx = pool.begin().await?;
+    let created = create(&mut tx, new, ctx).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// One task.
+///
+/// # Errors
+/// [`DbError`] on database failure or an unreadable row.
+pub async fn get(
+    executor: impl PgExecutor<'_>,
+    task: TaskUuid,
+) -> Result<Option<TaskRow>, DbError> {
+    let record = sqlx::query_as!(
+        TaskRecord,
+        r#"SELECT task_uuid, named_task_uuid, namespace, name, version, state, context,
+                  identity_hash, idempotency_key, correlation_id, priority, tags, initiator,
+                  source_system, reason, created_at, updated_at, completed_at
+           FROM tasker.tasks WHERE task_uuid = $1"#,
+        task.as_uuid()
+    )
+    .fetch_optional(executor)
+    .await?;
+    record.map(TaskRow::try_from).transpose()
+}
+
+/// Moves `task` from `from` by `event`: a compare-and-set on `from` plus a
+/// transition row, in the caller's transaction. Terminal states stamp
+/// `completed_at`.
+///
+/// # Errors
+/// [`DbError::InvalidTransition`] when `event` is not allowed from `from`;
+/// [`DbError::TransitionConflict`] when the task is no longer in `from`.
+pub async fn transition(
+    conn: &mut PgConnection,
+    task: TaskUuid,
+    from: TaskState,
+    event: TaskEvent,
+    ctx: &TransitionContext,
+) -> Result<TaskState, DbError> {
+    let to = from.next(event)?;
+    let changed = sqlx::query!(
+        r#"UPDATE tasker.tasks
+           SET state = $3, updated_at = now(),
+               completed_at = CASE WHEN $4 THEN now() ELSE NULL END
+           WHERE task_uuid = $1 AND state = $2"#,
+        task.as_uuid(),
+        from.as_str(),
+        to.as_str(),
+        to.is_terminal()
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(DbError::TransitionConflict {
+            entity: "task",
+            uuid: task.as_uuid(),
+            expected_state: from.as_str(),
+            expected_attempt: None,
+        });
+    }
+    task_transition::append(conn, task, Some(from), to, event.as_str(), ctx).await?;
+    Ok(to)
+}
+
+/// A row exactly as `SELECT` returns it.
+struct TaskRecord {
+    task_uuid: uuid::Uuid,
+    named_task_uuid: uuid::Uuid,
+    namespace: String,
+    name: String,
+    version: String,
+    state: String,
+    context: Value,
+    identity_hash: Option<String>,
+    idempotency_key: Option<String>,
+    correlation_id: uuid::Uuid,
+    priority: i32,
+    tags: Vec<String>,
+    initiator: Option<String>,
+    source_system: Option<String>,
+    reason: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<TaskRecord> for TaskRow {
+    type Error = DbError;
+
+    fn try_from(r: TaskRecord) -> Result<Self, DbError> {
+        Ok(TaskRow {
+            task_uuid: TaskUuid::from_uuid(r.task_uuid),
+            named_task_uuid: TemplateUuid::from_uuid(r.named_task_uuid),
+            namespace: r.namespace,
+            name: r.name,
+            version: r.version,
+            state: convert::task_state(&r.state)?,
+            context: r.context,
+            identity_hash: r.identity_hash,
+            idempotency_key: r.idempotency_key,
+            correlation_id: CorrelationId::from_uuid(r.correlation_id),
+            priority: r.priority,
+            tags: r.tags,
+            initiator: r.initiator,
+            source_system: r.source_system,
+            reason: r.reason,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            completed_at: r.completed_at,
+        })
+    }
+}

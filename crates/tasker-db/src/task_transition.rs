@@ -1,0 +1,103 @@
+//! `tasker.task_transitions`: the append-only history of task states.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use tasker_types::ids::TaskUuid;
+use tasker_types::state::TaskState;
+use uuid::Uuid;
+
+use crate::convert;
+use crate::error::DbError;
+use crate::transition::TransitionContext;
+
+/// One recorded task state change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskTransitionRow {
+    /// State before (`None` for the first row).
+    pub from_state: Option<TaskState>,
+    /// State after.
+    pub to_state: TaskState,
+    /// The event's name.
+    pub event: String,
+    /// Position in the task's history, from 0.
+    pub sort_key: i32,
+    /// Whether this is the task's current state.
+    pub most_recent: bool,
+    /// Details.
+    pub metadata: serde_json::Value,
+    /// Who made it.
+    pub processor_id: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Appends a row, demoting the previous most recent one, in the caller's
+/// transaction (which has just changed `tasks.state`).
+pub(crate) async fn append(
+    conn: &mut PgConnection,
+    task: TaskUuid,
+    from: Option<TaskState>,
+    to: TaskState,
+    event: &str,
+    ctx: &TransitionContext,
+) -> Result<(), DbError> {
+    // The scalar subquery reads `prev`, so the demotion runs before the new
+    // row is inserted and the one-most-recent index never sees two.
+    sqlx::query!(
+        r#"WITH prev AS (
+               UPDATE tasker.task_transitions SET most_recent = false
+               WHERE task_uuid = $2 AND most_recent
+               RETURNING sort_key)
+           INSERT INTO tasker.task_transitions
+               (task_transition_uuid, task_uuid, from_state, to_state, event, sort_key,
+                most_recent, metadata, processor_id)
+           SELECT $1, $2, $3, $4, $5, COALESCE((SELECT max(sort_key) FROM prev), -1) + 1,
+                  true, $6, $7"#,
+        Uuid::now_v7(),
+        task.as_uuid(),
+        from.map(TaskState::as_str),
+        to.as_str(),
+        event,
+        ctx.metadata_or_empty(),
+        ctx.processor_id.as_deref(),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A task's history, oldest first.
+///
+/// # Errors
+/// [`DbError`] on database failure or an unreadable row.
+pub async fn list(
+    executor: impl PgExecutor<'_>,
+    task: TaskUuid,
+) -> Result<Vec<TaskTransitionRow>, DbError> {
+    let rows = sqlx::query!(
+        r#"SELECT from_state, to_state, event, sort_key, most_recent, metadata, processor_id,
+                  created_at
+           FROM tasker.task_transitions WHERE task_uuid = $1 ORDER BY sort_key"#,
+        task.as_uuid()
+    )
+    .fetch_all(executor)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(TaskTransitionRow {
+                from_state: r
+                    .from_state
+                    .as_deref()
+                    .map(convert::task_state)
+                    .transpose()?,
+                to_state: convert::task_state(&r.to_state)?,
+                event: r.event,
+                sort_key: r.sort_key,
+                most_recent: r.most_recent,
+                metadata: r.metadata,
+                processor_id: r.processor_id,
+                created_at: r.created_at,
+            })
+        })
+        .collect()
+}
