@@ -1,0 +1,255 @@
+//! An in-process provider for tests of a single process. It cannot join a
+//! PostgreSQL transaction, so every send and delete is staged and applied by
+//! `commit_staged`, exactly as a broker such as RabbitMQ would be.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tasker_types::messages::QueueName;
+use tokio::sync::broadcast;
+
+use crate::error::MessagingError;
+use crate::queue::{
+    MessageId, MessageQueue, QueueDepth, QueueTx, ReceivedMessage, Staged, StagedOp, Subscription,
+    WakeUp,
+};
+
+#[derive(Debug)]
+struct Stored {
+    payload: Value,
+    enqueued_at: DateTime<Utc>,
+    visible_at: DateTime<Utc>,
+    read_count: u32,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    next_id: MessageId,
+    messages: BTreeMap<MessageId, Stored>,
+}
+
+/// Queues in process memory.
+#[derive(Clone, Debug)]
+pub struct InMemoryQueue {
+    queues: Arc<Mutex<HashMap<QueueName, Queue>>>,
+    wake: broadcast::Sender<QueueName>,
+}
+
+impl InMemoryQueue {
+    /// A provider whose subscribers buffer up to `wake_capacity` wake-ups
+    /// (beyond that they get [`WakeUp::MaybeMissed`]).
+    pub fn new(wake_capacity: usize) -> Self {
+        let (wake, _) = broadcast::channel(wake_capacity.max(1));
+        Self {
+            queues: Arc::new(Mutex::new(HashMap::new())),
+            wake,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<QueueName, Queue>> {
+        // A poisoned lock means a panic mid-update in a test; the map is
+        // still structurally sound, so keep serving it.
+        self.queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn require(&self, queue: &QueueName) -> Result<(), MessagingError> {
+        if self.lock().contains_key(queue) {
+            Ok(())
+        } else {
+            Err(MessagingError::QueueNotFound(queue.clone()))
+        }
+    }
+}
+
+fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    now + chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+#[async_trait]
+impl MessageQueue for InMemoryQueue {
+    fn provider(&self) -> &'static str {
+        "in_memory"
+    }
+
+    async fn ensure_queue(&self, queue: &QueueName) -> Result<(), MessagingError> {
+        self.lock().entry(queue.clone()).or_default();
+        Ok(())
+    }
+
+    async fn send_many(
+        &self,
+        tx: &mut QueueTx<'_>,
+        queue: &QueueName,
+        messages: &[Value],
+        delay: Duration,
+    ) -> Result<(), MessagingError> {
+        self.require(queue)?;
+        tx.stage(StagedOp::Send {
+            queue: queue.clone(),
+            messages: messages.to_vec(),
+            delay,
+        });
+        Ok(())
+    }
+
+    async fn read_many(
+        &self,
+        queue: &QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, MessagingError> {
+        let now = Utc::now();
+        let mut queues = self.lock();
+        let q = queues
+            .get_mut(queue)
+            .ok_or_else(|| MessagingError::QueueNotFound(queue.clone()))?;
+        let mut read = Vec::new();
+        for (id, stored) in q.messages.iter_mut() {
+            if read.len() >= max {
+                break;
+            }
+            if stored.visible_at <= now {
+                stored.read_count += 1;
+                stored.visible_at = after(now, visibility);
+                read.push(ReceivedMessage {
+                    id: *id,
+                    payload: stored.payload.clone(),
+                    read_count: stored.read_count,
+                    enqueued_at: stored.enqueued_at,
+                    visible_at: stored.visible_at,
+                });
+            }
+        }
+        Ok(read)
+    }
+
+    async fn delete_many(
+        &self,
+        tx: &mut QueueTx<'_>,
+        queue: &QueueName,
+        ids: &[MessageId],
+    ) -> Result<(), MessagingError> {
+        tx.stage(StagedOp::Delete {
+            queue: queue.clone(),
+            ids: ids.to_vec(),
+        });
+        Ok(())
+    }
+
+    async fn extend_visibility(
+        &self,
+        queue: &QueueName,
+        ids: &[MessageId],
+        visibility: Duration,
+    ) -> Result<usize, MessagingError> {
+        let until = after(Utc::now(), visibility);
+        let mut queues = self.lock();
+        let q = queues
+            .get_mut(queue)
+            .ok_or_else(|| MessagingError::QueueNotFound(queue.clone()))?;
+        let mut extended = 0;
+        for id in ids {
+            if let Some(stored) = q.messages.get_mut(id) {
+                stored.visible_at = until;
+                extended += 1;
+            }
+        }
+        Ok(extended)
+    }
+
+    async fn depth(&self, queue: &QueueName) -> Result<QueueDepth, MessagingError> {
+        let now = Utc::now();
+        let queues = self.lock();
+        let q = queues
+            .get(queue)
+            .ok_or_else(|| MessagingError::QueueNotFound(queue.clone()))?;
+        let visible = q.messages.values().filter(|m| m.visible_at <= now).count();
+        Ok(QueueDepth {
+            total: q.messages.len() as u64,
+            visible: visible as u64,
+        })
+    }
+
+    async fn subscribe(
+        &self,
+        queues: &[QueueName],
+    ) -> Result<Box<dyn Subscription>, MessagingError> {
+        Ok(Box::new(InMemorySubscription {
+            receiver: self.wake.subscribe(),
+            queues: queues.iter().cloned().collect(),
+        }))
+    }
+
+    async fn commit_staged(&self, staged: Staged) -> Result<(), MessagingError> {
+        let mut woken = Vec::new();
+        {
+            let now = Utc::now();
+            let mut queues = self.lock();
+            for op in staged.0 {
+                match op {
+                    StagedOp::Send {
+                        queue,
+                        messages,
+                        delay,
+                    } => {
+                        let q = queues
+                            .get_mut(&queue)
+                            .ok_or_else(|| MessagingError::QueueNotFound(queue.clone()))?;
+                        for payload in messages {
+                            q.next_id += 1;
+                            q.messages.insert(
+                                q.next_id,
+                                Stored {
+                                    payload,
+                                    enqueued_at: now,
+                                    visible_at: after(now, delay),
+                                    read_count: 0,
+                                },
+                            );
+                        }
+                        if delay.is_zero() {
+                            woken.push(queue);
+                        }
+                    }
+                    StagedOp::Delete { queue, ids } => {
+                        if let Some(q) = queues.get_mut(&queue) {
+                            for id in ids {
+                                q.messages.remove(&id);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for queue in woken {
+            // No subscriber is not an error: readers also poll.
+            let _ = self.wake.send(queue);
+        }
+        Ok(())
+    }
+}
+
+struct InMemorySubscription {
+    receiver: broadcast::Receiver<QueueName>,
+    queues: HashSet<QueueName>,
+}
+
+#[async_trait]
+impl Subscription for InMemorySubscription {
+    async fn wait(&mut self) -> Result<WakeUp, MessagingError> {
+        loop {
+            match self.receiver.recv().await {
+                Ok(queue) if self.queues.contains(&queue) => return Ok(WakeUp::Sent(queue)),
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => return Ok(WakeUp::MaybeMissed),
+                Err(broadcast::error::RecvError::Closed) => return Err(MessagingError::Closed),
+            }
+        }
+    }
+}
