@@ -502,28 +502,11 @@ pub async fn complete(
     step: StepUuid,
     ctx: &TransitionContext,
 ) -> Result<(), DbError> {
-    let from = StepState::EnqueuedForOrchestration;
-    let to = from.next(StepEvent::Complete)?;
-    let row = sqlx::query!(
-        r#"UPDATE tasker.workflow_steps
-           SET state = $3, completed_at = now(), updated_at = now()
-           WHERE workflow_step_uuid = $1 AND state = $2
-           RETURNING task_uuid, attempts"#,
-        step.as_uuid(),
-        from.as_str(),
-        to.as_str()
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let (task, attempt) = fenced(row.map(|r| (r.task_uuid, r.attempts)), step, from, None)?;
-    record(
+    settle(
         conn,
         step,
-        task,
-        from,
-        to,
+        StepState::EnqueuedForOrchestration,
         StepEvent::Complete,
-        attempt,
         ctx,
     )
     .await
@@ -576,21 +559,14 @@ pub async fn fail(
     step: StepUuid,
     ctx: &TransitionContext,
 ) -> Result<(), DbError> {
-    let from = StepState::EnqueuedAsErrorForOrchestration;
-    let to = from.next(StepEvent::Fail)?;
-    let row = sqlx::query!(
-        r#"UPDATE tasker.workflow_steps
-           SET state = $3, completed_at = now(), updated_at = now()
-           WHERE workflow_step_uuid = $1 AND state = $2
-           RETURNING task_uuid, attempts"#,
-        step.as_uuid(),
-        from.as_str(),
-        to.as_str()
+    settle(
+        conn,
+        step,
+        StepState::EnqueuedAsErrorForOrchestration,
+        StepEvent::Fail,
+        ctx,
     )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let (task, attempt) = fenced(row.map(|r| (r.task_uuid, r.attempts)), step, from, None)?;
-    record(conn, step, task, from, to, StepEvent::Fail, attempt, ctx).await
+    .await
 }
 
 /// `<from> → cancelled` for a non-terminal step; a running attempt's later
@@ -605,7 +581,19 @@ pub async fn cancel(
     from: StepState,
     ctx: &TransitionContext,
 ) -> Result<(), DbError> {
-    let to = from.next(StepEvent::Cancel)?;
+    settle(conn, step, from, StepEvent::Cancel, ctx).await
+}
+
+/// Moves a step into a terminal state by `event`: ends any lease and stamps
+/// `completed_at`.
+async fn settle(
+    conn: &mut PgConnection,
+    step: StepUuid,
+    from: StepState,
+    event: StepEvent,
+    ctx: &TransitionContext,
+) -> Result<(), DbError> {
+    let to = from.next(event)?;
     let row = sqlx::query!(
         r#"UPDATE tasker.workflow_steps
            SET state = $3, lease_expires_at = NULL, completed_at = now(), updated_at = now()
@@ -618,7 +606,7 @@ pub async fn cancel(
     .fetch_optional(&mut *conn)
     .await?;
     let (task, attempt) = fenced(row.map(|r| (r.task_uuid, r.attempts)), step, from, None)?;
-    record(conn, step, task, from, to, StepEvent::Cancel, attempt, ctx).await
+    record(conn, step, task, from, to, event, attempt, ctx).await
 }
 
 /// Maps the CAS's returned row to `(task, attempt)`, or a conflict.

@@ -90,11 +90,7 @@ impl MessageQueue for InMemoryQueue {
         delay: Duration,
     ) -> Result<(), MessagingError> {
         self.require(queue)?;
-        tx.stage(StagedOp::Send {
-            queue: queue.clone(),
-            messages: messages.to_vec(),
-            delay,
-        });
+        tx.stage_send(queue, messages, delay);
         Ok(())
     }
 
@@ -135,10 +131,7 @@ impl MessageQueue for InMemoryQueue {
         queue: &QueueName,
         ids: &[MessageId],
     ) -> Result<(), MessagingError> {
-        tx.stage(StagedOp::Delete {
-            queue: queue.clone(),
-            ids: ids.to_vec(),
-        });
+        tx.stage_delete(queue, ids);
         Ok(())
     }
 

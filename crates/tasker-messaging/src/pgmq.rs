@@ -137,11 +137,7 @@ impl MessageQueue for PgmqQueue {
         match tx.connection() {
             Some(conn) => send_in(conn, queue, messages, delay).await,
             None => {
-                tx.stage(StagedOp::Send {
-                    queue: queue.clone(),
-                    messages: messages.to_vec(),
-                    delay,
-                });
+                tx.stage_send(queue, messages, delay);
                 Ok(())
             }
         }
@@ -185,10 +181,7 @@ impl MessageQueue for PgmqQueue {
         match tx.connection() {
             Some(conn) => delete_in(conn, queue, ids).await,
             None => {
-                tx.stage(StagedOp::Delete {
-                    queue: queue.clone(),
-                    ids: ids.to_vec(),
-                });
+                tx.stage_delete(queue, ids);
                 Ok(())
             }
         }

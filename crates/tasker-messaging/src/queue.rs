@@ -127,8 +127,19 @@ impl<'c> QueueTx<'c> {
         self.conn.as_deref_mut()
     }
 
-    pub(crate) fn stage(&mut self, op: StagedOp) {
-        self.staged.push(op);
+    pub(crate) fn stage_send(&mut self, queue: &QueueName, messages: &[Value], delay: Duration) {
+        self.staged.push(StagedOp::Send {
+            queue: queue.clone(),
+            messages: messages.to_vec(),
+            delay,
+        });
+    }
+
+    pub(crate) fn stage_delete(&mut self, queue: &QueueName, ids: &[MessageId]) {
+        self.staged.push(StagedOp::Delete {
+            queue: queue.clone(),
+            ids: ids.to_vec(),
+        });
     }
 
     /// Ends the unit of work, releasing the transaction borrow; what was
