@@ -23,7 +23,11 @@ macro_rules! embedded {
 /// The repository's configuration, compiled in.
 const EMBEDDED: &[(&str, &str)] = embedded![
     "base/common.toml",
+    "base/orchestration.toml",
+    "base/worker.toml",
     "environments/test/common.toml",
+    "environments/test/orchestration.toml",
+    "environments/test/worker.toml",
     "environments/development/common.toml",
     "environments/production/common.toml",
 ];

@@ -29,6 +29,8 @@ mod execution;
 mod interpolate;
 mod layers;
 mod messaging;
+mod orchestration;
+mod worker;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,6 +42,8 @@ pub use error::ConfigError;
 pub use execution::ExecutionConfig;
 pub use layers::KNOWN_ENVIRONMENTS;
 pub use messaging::{MessagingBackend, MessagingConfig};
+pub use orchestration::OrchestrationConfig;
+pub use worker::WorkerConfig;
 
 /// The whole validated configuration of one process.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,6 +56,10 @@ pub struct TaskerConfig {
     pub messaging: MessagingConfig,
     /// `[execution]`.
     pub execution: ExecutionConfig,
+    /// `[orchestration]`.
+    pub orchestration: OrchestrationConfig,
+    /// `[worker]`.
+    pub worker: WorkerConfig,
 }
 
 #[derive(Deserialize)]
@@ -60,6 +68,8 @@ struct RawConfig {
     database: database::RawDatabase,
     messaging: messaging::RawMessaging,
     execution: execution::RawExecution,
+    orchestration: orchestration::RawOrchestration,
+    worker: worker::RawWorker,
 }
 
 type VarLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -154,6 +164,8 @@ impl ConfigLoader {
             database: raw.database.validate()?,
             messaging: raw.messaging.validate()?,
             execution: raw.execution.validate()?,
+            orchestration: raw.orchestration.validate()?,
+            worker: raw.worker.validate((self.vars)("TASKER_TEMPLATE_PATH"))?,
         })
     }
 }

@@ -1,0 +1,77 @@
+//! `[orchestration]`: the result loop, retry timers and shutdown.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::check::{in_range, millis};
+use crate::error::ConfigError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOrchestration {
+    processor_id: String,
+    result_batch_size: usize,
+    result_visibility_timeout_ms: u64,
+    result_channel_capacity: usize,
+    result_processors: usize,
+    fallback_poll_interval_ms: u64,
+    retry_timer_slack_ms: u64,
+    shutdown_timeout_ms: u64,
+}
+
+/// How the orchestration loops run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrchestrationConfig {
+    /// This process's id in transition rows (`None`: generated at start).
+    pub processor_id: Option<String>,
+    /// Result pointers read per query.
+    pub result_batch_size: NonZeroUsize,
+    /// Invisibility of read result pointers.
+    pub result_visibility_timeout: Duration,
+    /// Capacity of the reader → writer channel, in batches.
+    pub result_channel_capacity: NonZeroUsize,
+    /// Concurrent batch writers.
+    pub result_processors: NonZeroUsize,
+    /// Fallback poll interval.
+    pub fallback_poll_interval: Duration,
+    /// Delay added to retry timers.
+    pub retry_timer_slack: Duration,
+    /// Soft-shutdown budget.
+    pub shutdown_timeout: Duration,
+}
+
+pub(crate) fn non_zero(key: &str, value: usize, hi: usize) -> Result<NonZeroUsize, ConfigError> {
+    let value = in_range(key, value, 1, hi)?;
+    NonZeroUsize::new(value).ok_or_else(|| ConfigError::Invalid {
+        key: key.to_owned(),
+        message: "must not be 0".into(),
+    })
+}
+
+impl RawOrchestration {
+    pub(crate) fn validate(self) -> Result<OrchestrationConfig, ConfigError> {
+        let k = |name: &str| format!("orchestration.{name}");
+        Ok(OrchestrationConfig {
+            processor_id: Some(self.processor_id).filter(|p| !p.is_empty()),
+            result_batch_size: non_zero(&k("result_batch_size"), self.result_batch_size, 10_000)?,
+            result_visibility_timeout: millis(
+                &k("result_visibility_timeout_ms"),
+                self.result_visibility_timeout_ms,
+                1_000,
+                3_600_000,
+            )?,
+            result_channel_capacity: non_zero(&k("result_channel_capacity"), self.result_channel_capacity, 10_000)?,
+            result_processors: non_zero(&k("result_processors"), self.result_processors, 64)?,
+            fallback_poll_interval: millis(
+                &k("fallback_poll_interval_ms"),
+                self.fallback_poll_interval_ms,
+                10,
+                3_600_000,
+            )?,
+            retry_timer_slack: millis(&k("retry_timer_slack_ms"), self.retry_timer_slack_ms, 0, 1_000)?,
+            shutdown_timeout: millis(&k("shutdown_timeout_ms"), self.shutdown_timeout_ms, 0, 3_600_000)?,
+        })
+    }
+}
