@@ -20,7 +20,9 @@ mod migrate;
 mod pool;
 mod transition;
 
+pub mod execution_context;
 pub mod named_task;
+pub mod result_audit;
 pub mod task;
 pub mod task_transition;
 pub mod workflow_step;

@@ -260,3 +260,22 @@ fn decode(
         created_at,
     })
 }
+
+/// Every handler callable each namespace's registered templates use (all
+/// versions), so a worker can tell which namespaces it can fully serve.
+///
+/// # Errors
+/// [`DbError`] on database failure.
+pub async fn callables_by_namespace(
+    executor: impl PgExecutor<'_>,
+) -> Result<Vec<(String, Vec<String>)>, DbError> {
+    let rows = sqlx::query!(
+        r#"SELECT t.namespace AS "namespace!",
+                  array_agg(DISTINCT s.step -> 'handler' ->> 'callable') AS "callables!: Vec<String>"
+           FROM tasker.named_tasks t, jsonb_array_elements(t.template -> 'steps') AS s(step)
+           GROUP BY t.namespace ORDER BY t.namespace"#
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.namespace, r.callables)).collect())
+}

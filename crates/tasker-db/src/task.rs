@@ -261,7 +261,35 @@ pub async fn transition(
     event: TaskEvent,
     ctx: &TransitionContext,
 ) -> Result<TaskState, DbError> {
-    let to = from.next(event)?;
+    transition_path(conn, task, from, &[event], ctx).await
+}
+
+/// Moves `task` from `from` through `events` in order — each checked
+/// against the state machine — with one compare-and-set from `from` to the
+/// final state and one transition row per event, in the caller's
+/// transaction. An empty path changes nothing.
+///
+/// # Errors
+/// [`DbError::InvalidTransition`] when an event is not allowed where the
+/// path puts it; [`DbError::TransitionConflict`] when the task is no longer
+/// in `from`.
+pub async fn transition_path(
+    conn: &mut PgConnection,
+    task: TaskUuid,
+    from: TaskState,
+    events: &[TaskEvent],
+    ctx: &TransitionContext,
+) -> Result<TaskState, DbError> {
+    let mut states = Vec::with_capacity(events.len() + 1);
+    states.push(from);
+    for event in events {
+        let current = states[states.len() - 1];
+        states.push(current.next(*event)?);
+    }
+    let to = states[states.len() - 1];
+    if events.is_empty() {
+        return Ok(to);
+    }
     let changed = sqlx::query!(
         r#"UPDATE tasker.tasks
            SET state = $3, updated_at = now(),
@@ -283,8 +311,46 @@ pub async fn transition(
             expected_attempt: None,
         });
     }
-    task_transition::append(conn, task, Some(from), to, event.as_str(), ctx).await?;
+    task_transition::append_path(conn, task, &states, events, ctx).await?;
     Ok(to)
+}
+
+/// Locks `tasks` (`FOR UPDATE`, in uuid order so concurrent lockers never
+/// deadlock) and returns them. Orchestrators hold these locks while they
+/// apply results, so two never evaluate one task at once.
+///
+/// # Errors
+/// [`DbError`] on database failure or an unreadable row.
+pub async fn lock_many(conn: &mut PgConnection, tasks: &[TaskUuid]) -> Result<Vec<TaskRow>, DbError> {
+    let mut uuids: Vec<uuid::Uuid> = tasks.iter().map(TaskUuid::as_uuid).collect();
+    uuids.sort_unstable();
+    uuids.dedup();
+    let records = sqlx::query_as!(
+        TaskRecord,
+        r#"SELECT task_uuid, named_task_uuid, namespace, name, version, state, context,
+                  identity_hash, idempotency_key, correlation_id, priority, tags, initiator,
+                  source_system, reason, created_at, updated_at, completed_at
+           FROM tasker.tasks WHERE task_uuid = ANY($1) ORDER BY task_uuid FOR UPDATE"#,
+        &uuids
+    )
+    .fetch_all(conn)
+    .await?;
+    records.into_iter().map(TaskRow::try_from).collect()
+}
+
+/// The channel notified (payload: the task uuid) when a task is cancelled,
+/// so workers can stop its running handlers at once.
+pub const CANCEL_CHANNEL: &str = "tasker_cancellations";
+
+/// Tells listening workers, on commit, that `task` was cancelled.
+///
+/// # Errors
+/// [`DbError`] on database failure.
+pub async fn announce_cancellation(conn: &mut PgConnection, task: TaskUuid) -> Result<(), DbError> {
+    sqlx::query!("SELECT pg_notify($1, $2)", CANCEL_CHANNEL, task.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// A row exactly as `SELECT` returns it.

@@ -241,6 +241,30 @@ pub async fn list_for_task(
     rows.into_iter().map(StepRow::try_from).collect()
 }
 
+/// Every step of each of `tasks`.
+///
+/// # Errors
+/// [`DbError`] on database failure or an unreadable row.
+pub async fn list_for_tasks(
+    executor: impl PgExecutor<'_>,
+    tasks: &[TaskUuid],
+) -> Result<Vec<StepRow>, DbError> {
+    let uuids: Vec<Uuid> = tasks.iter().map(TaskUuid::as_uuid).collect();
+    let rows = sqlx::query_as!(
+        StepRecord,
+        r#"SELECT workflow_step_uuid, task_uuid, name, template_step, step_type, callable,
+                  initialization, timeout_seconds, max_attempts, retryable, backoff,
+                  backoff_base_ms, max_backoff_ms, state, attempts, inputs, results,
+                  last_error, checkpoint, next_retry_at, lease_expires_at, claimed_by,
+                  attempt_started_at, created_at, updated_at, completed_at
+           FROM tasker.workflow_steps WHERE task_uuid = ANY($1) ORDER BY workflow_step_uuid"#,
+        &uuids
+    )
+    .fetch_all(executor)
+    .await?;
+    rows.into_iter().map(StepRow::try_from).collect()
+}
+
 /// `pending | waiting_for_retry → enqueued`: orchestration hands the step to workers.
 ///
 /// # Errors
@@ -490,6 +514,41 @@ pub async fn record_failure(
         ctx,
     )
     .await?;
+    Ok(task)
+}
+
+/// `in_progress → enqueued_as_error_for_orchestration` for a step whose
+/// lease expired with no attempts left: its worker died on the last attempt.
+/// Fenced by the attempt the caller saw.
+///
+/// # Errors
+/// [`DbError::TransitionConflict`] when the lease is live, attempts remain,
+/// or the attempt moved on.
+pub async fn record_lease_expiry(
+    conn: &mut PgConnection,
+    step: StepUuid,
+    attempt: u32,
+    error: &Value,
+    ctx: &TransitionContext,
+) -> Result<TaskUuid, DbError> {
+    let from = StepState::InProgress;
+    let to = from.next(StepEvent::RecordFailure)?;
+    let row = sqlx::query!(
+        r#"UPDATE tasker.workflow_steps
+           SET state = $4, last_error = $5, lease_expires_at = NULL, updated_at = now()
+           WHERE workflow_step_uuid = $1 AND state = $2 AND attempts = $3
+             AND lease_expires_at < now() AND attempts >= max_attempts
+           RETURNING task_uuid, attempts"#,
+        step.as_uuid(),
+        from.as_str(),
+        convert::to_i32(attempt),
+        to.as_str(),
+        error
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (task, attempt) = fenced(row.map(|r| (r.task_uuid, r.attempts)), step, from, Some(attempt))?;
+    record(conn, step, task, from, to, StepEvent::RecordFailure, attempt, ctx).await?;
     Ok(task)
 }
 

@@ -65,3 +65,33 @@ pub async fn list_for_task(
         })
         .collect())
 }
+
+/// Every edge of each of `tasks`, with its task.
+///
+/// # Errors
+/// [`DbError`] on database failure.
+pub async fn list_for_tasks(
+    executor: impl PgExecutor<'_>,
+    tasks: &[TaskUuid],
+) -> Result<Vec<(TaskUuid, Edge)>, DbError> {
+    let uuids: Vec<Uuid> = tasks.iter().map(TaskUuid::as_uuid).collect();
+    let rows = sqlx::query!(
+        r#"SELECT task_uuid, from_step_uuid, to_step_uuid FROM tasker.workflow_step_edges
+           WHERE task_uuid = ANY($1)"#,
+        &uuids
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                TaskUuid::from_uuid(r.task_uuid),
+                Edge {
+                    from: StepUuid::from_uuid(r.from_step_uuid),
+                    to: StepUuid::from_uuid(r.to_step_uuid),
+                },
+            )
+        })
+        .collect())
+}

@@ -122,17 +122,39 @@ pub struct StepMessage {
     pub correlation_id: CorrelationId,
 }
 
-/// On `orchestration_step_results`: a worker stored an attempt's result.
+/// Points at one attempt of one step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepResultMessage {
+pub struct StepAttempt {
     /// The step's task.
     pub task_uuid: TaskUuid,
-    /// The step whose result was stored.
+    /// The step.
     pub step_uuid: StepUuid,
-    /// The attempt that produced it; orchestration ignores stale attempts.
+    /// The attempt concerned; orchestration ignores attempts that are no
+    /// longer current.
     pub attempt: u32,
     /// The task's correlation id.
     pub correlation_id: CorrelationId,
+}
+
+/// On `orchestration_step_results`: something about a step needs
+/// orchestration's attention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OrchestrationMessage {
+    /// A worker stored an attempt's result (success or failure).
+    StepResult(StepAttempt),
+    /// A step's retry backoff has elapsed (sent as a delayed message when
+    /// the retry was scheduled).
+    RetryDue(StepAttempt),
+}
+
+impl OrchestrationMessage {
+    /// The step attempt the message points at.
+    pub const fn attempt(&self) -> &StepAttempt {
+        match self {
+            OrchestrationMessage::StepResult(a) | OrchestrationMessage::RetryDue(a) => a,
+        }
+    }
 }
 
 /// On `orchestration_task_requests` and `orchestration_task_finalizations`:
@@ -171,6 +193,21 @@ mod tests {
         let ok: QueueName = serde_json::from_str("\"orchestration_step_results\"").unwrap();
         assert_eq!(ok, QueueName::step_results());
         assert!(serde_json::from_str::<QueueName>("\"Nope\"").is_err());
+    }
+
+    #[test]
+    fn orchestration_messages_carry_their_kind() {
+        let attempt = StepAttempt {
+            task_uuid: TaskUuid::new(),
+            step_uuid: StepUuid::new(),
+            attempt: 2,
+            correlation_id: CorrelationId::new(),
+        };
+        let json = serde_json::to_value(OrchestrationMessage::RetryDue(attempt)).unwrap();
+        assert_eq!(json["kind"], "retry_due");
+        assert_eq!(json["attempt"], 2);
+        let back: OrchestrationMessage = serde_json::from_value(json).unwrap();
+        assert_eq!(back.attempt(), &attempt);
     }
 
     #[test]

@@ -1,0 +1,113 @@
+//! What a worker loads to run one step: the task, the step, and the results
+//! of the steps it depends on (SPEC §7).
+
+use serde_json::Value;
+use sqlx::PgExecutor;
+use tasker_types::ids::{CorrelationId, StepUuid, TaskUuid, TemplateUuid};
+use tasker_types::state::{StepState, TaskState};
+
+use crate::convert;
+use crate::error::DbError;
+use crate::workflow_step::{self, StepRow};
+
+/// The result of an ancestor step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DependencyResult {
+    /// The ancestor's name.
+    pub name: String,
+    /// Its result (`None` for a step resolved by hand without one).
+    pub results: Option<Value>,
+    /// Whether it is a direct parent of the step.
+    pub direct: bool,
+}
+
+/// Everything a handler's context is built from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecutionContext {
+    /// The task.
+    pub task_uuid: TaskUuid,
+    /// The task's state.
+    pub task_state: TaskState,
+    /// The template row the task runs.
+    pub named_task_uuid: TemplateUuid,
+    /// Template namespace.
+    pub namespace: String,
+    /// Template name.
+    pub task_name: String,
+    /// Template version.
+    pub task_version: String,
+    /// The task's context.
+    pub context: Value,
+    /// The task's correlation id.
+    pub correlation_id: CorrelationId,
+    /// The step.
+    pub step: StepRow,
+    /// Completed ancestors' results, direct parents first, then by name.
+    pub dependencies: Vec<DependencyResult>,
+}
+
+/// Loads the context for running `step`.
+///
+/// # Errors
+/// [`DbError::StepNotFound`] when the step does not exist.
+pub async fn load(
+    conn: &mut sqlx::PgConnection,
+    step: StepUuid,
+) -> Result<ExecutionContext, DbError> {
+    let row = workflow_step::get(&mut *conn, step).await?.ok_or(DbError::StepNotFound(step))?;
+    let task = sqlx::query!(
+        r#"SELECT named_task_uuid, namespace, name, version, state, context, correlation_id
+           FROM tasker.tasks WHERE task_uuid = $1"#,
+        row.task_uuid.as_uuid()
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let dependencies = dependencies(&mut *conn, step).await?;
+    Ok(ExecutionContext {
+        task_uuid: row.task_uuid,
+        task_state: convert::task_state(&task.state)?,
+        named_task_uuid: TemplateUuid::from_uuid(task.named_task_uuid),
+        namespace: task.namespace,
+        task_name: task.name,
+        task_version: task.version,
+        context: task.context,
+        correlation_id: CorrelationId::from_uuid(task.correlation_id),
+        step: row,
+        dependencies,
+    })
+}
+
+/// Every ancestor of `step` that satisfied its dependency (`complete` or
+/// `resolved_manually`), with its result.
+///
+/// # Errors
+/// [`DbError`] on database failure.
+pub async fn dependencies(
+    executor: impl PgExecutor<'_>,
+    step: StepUuid,
+) -> Result<Vec<DependencyResult>, DbError> {
+    let rows = sqlx::query!(
+        r#"WITH RECURSIVE ancestors (step_uuid, direct) AS (
+               SELECT from_step_uuid, true FROM tasker.workflow_step_edges WHERE to_step_uuid = $1
+               UNION
+               SELECT e.from_step_uuid, false
+               FROM tasker.workflow_step_edges e JOIN ancestors a ON e.to_step_uuid = a.step_uuid)
+           SELECT s.name, s.results, bool_or(a.direct) AS "direct!"
+           FROM ancestors a JOIN tasker.workflow_steps s ON s.workflow_step_uuid = a.step_uuid
+           WHERE s.state = ANY($2)
+           GROUP BY s.workflow_step_uuid, s.name, s.results
+           ORDER BY bool_or(a.direct) DESC, s.name"#,
+        step.as_uuid(),
+        &[StepState::Complete.as_str().to_owned(), StepState::ResolvedManually.as_str().to_owned()]
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| DependencyResult {
+            name: r.name,
+            results: r.results,
+            direct: r.direct,
+        })
+        .collect())
+}
