@@ -177,3 +177,23 @@ impl ConfigLoader {
 pub fn load() -> Result<TaskerConfig, ConfigError> {
     ConfigLoader::new().load()
 }
+
+/// A name for this process when configuration gives none:
+/// `<role>-<host>-<pid>-<4 hex digits>`, unique enough to tell processes
+/// apart in transition rows and logs.
+pub fn process_identity(role: &str) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{role}-{host}-{}-{:04x}",
+        std::process::id(),
+        nanos & 0xffff
+    )
+}

@@ -62,7 +62,11 @@ impl RawOrchestration {
                 1_000,
                 3_600_000,
             )?,
-            result_channel_capacity: non_zero(&k("result_channel_capacity"), self.result_channel_capacity, 10_000)?,
+            result_channel_capacity: non_zero(
+                &k("result_channel_capacity"),
+                self.result_channel_capacity,
+                10_000,
+            )?,
             result_processors: non_zero(&k("result_processors"), self.result_processors, 64)?,
             fallback_poll_interval: millis(
                 &k("fallback_poll_interval_ms"),
@@ -70,8 +74,18 @@ impl RawOrchestration {
                 10,
                 3_600_000,
             )?,
-            retry_timer_slack: millis(&k("retry_timer_slack_ms"), self.retry_timer_slack_ms, 0, 1_000)?,
-            shutdown_timeout: millis(&k("shutdown_timeout_ms"), self.shutdown_timeout_ms, 0, 3_600_000)?,
+            retry_timer_slack: millis(
+                &k("retry_timer_slack_ms"),
+                self.retry_timer_slack_ms,
+                0,
+                1_000,
+            )?,
+            shutdown_timeout: millis(
+                &k("shutdown_timeout_ms"),
+                self.shutdown_timeout_ms,
+                0,
+                3_600_000,
+            )?,
         })
     }
 }

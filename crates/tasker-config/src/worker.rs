@@ -62,16 +62,25 @@ impl RawWorker {
         for (i, ns) in self.namespaces.iter().enumerate() {
             let ok = !ns.is_empty()
                 && ns.len() <= 29
-                && ns.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                && ns
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
             if !ok {
                 return Err(ConfigError::Invalid {
                     key: format!("worker.namespaces[{i}]"),
-                    message: format!("`{ns}` is not a namespace (1 to 29 characters from a-z, 0-9 and _)"),
+                    message: format!(
+                        "`{ns}` is not a namespace (1 to 29 characters from a-z, 0-9 and _)"
+                    ),
                 });
             }
         }
         let lease = millis(&k("lease_ms"), self.lease_ms, 1_000, 3_600_000)?;
-        let renew = millis(&k("lease_renew_interval_ms"), self.lease_renew_interval_ms, 100, 3_600_000)?;
+        let renew = millis(
+            &k("lease_renew_interval_ms"),
+            self.lease_renew_interval_ms,
+            100,
+            3_600_000,
+        )?;
         if renew >= lease {
             return Err(ConfigError::Invalid {
                 key: k("lease_renew_interval_ms"),
@@ -81,7 +90,8 @@ impl RawWorker {
                 ),
             });
         }
-        let mut template_paths: Vec<PathBuf> = self.template_paths.into_iter().map(PathBuf::from).collect();
+        let mut template_paths: Vec<PathBuf> =
+            self.template_paths.into_iter().map(PathBuf::from).collect();
         if let Some(var) = template_path_var {
             template_paths.extend(var.split(':').filter(|p| !p.is_empty()).map(PathBuf::from));
         }
@@ -103,14 +113,23 @@ impl RawWorker {
                 self.completion_channel_capacity,
                 1_000_000,
             )?,
-            completion_batch_size: non_zero(&k("completion_batch_size"), self.completion_batch_size, 10_000)?,
+            completion_batch_size: non_zero(
+                &k("completion_batch_size"),
+                self.completion_batch_size,
+                10_000,
+            )?,
             completion_flush_interval: millis(
                 &k("completion_flush_interval_ms"),
                 self.completion_flush_interval_ms,
                 0,
                 10_000,
             )?,
-            shutdown_timeout: millis(&k("shutdown_timeout_ms"), self.shutdown_timeout_ms, 0, 3_600_000)?,
+            shutdown_timeout: millis(
+                &k("shutdown_timeout_ms"),
+                self.shutdown_timeout_ms,
+                0,
+                3_600_000,
+            )?,
         })
     }
 }

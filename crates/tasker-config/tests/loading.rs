@@ -188,8 +188,15 @@ fn broken_files_name_the_file() {
 #[test]
 fn worker_leases_must_be_renewed_before_they_expire() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "base/w.toml", "[worker]\nlease_ms = 2000\nlease_renew_interval_ms = 2000\n");
-    let err = loader("development", &[]).config_dir(dir.path()).load().unwrap_err();
+    write(
+        dir.path(),
+        "base/w.toml",
+        "[worker]\nlease_ms = 2000\nlease_renew_interval_ms = 2000\n",
+    );
+    let err = loader("development", &[])
+        .config_dir(dir.path())
+        .load()
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "worker.lease_renew_interval_ms: must be shorter than worker.lease_ms (2000) so leases are renewed before they expire"
@@ -198,8 +205,13 @@ fn worker_leases_must_be_renewed_before_they_expire() {
 
 #[test]
 fn template_paths_extend_from_tasker_template_path() {
-    let config = loader("test", &[("TASKER_TEMPLATE_PATH", "/a:/b")]).load().unwrap();
-    assert_eq!(config.worker.template_paths, [std::path::PathBuf::from("/a"), "/b".into()]);
+    let config = loader("test", &[("TASKER_TEMPLATE_PATH", "/a:/b")])
+        .load()
+        .unwrap();
+    assert_eq!(
+        config.worker.template_paths,
+        [std::path::PathBuf::from("/a"), "/b".into()]
+    );
     assert_eq!(config.worker.lease, Duration::from_secs(5));
     assert_eq!(config.orchestration.result_batch_size.get(), 100);
 }

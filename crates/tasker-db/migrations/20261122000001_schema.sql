@@ -92,6 +92,8 @@ CREATE TABLE tasker.workflow_steps (
     -- Extra inputs: a batch cursor, or inputs edited by an operator.
     inputs              jsonb,
     results             jsonb,
+    -- What a decision or batchable step's handler asked to create next.
+    flow_control        jsonb,
     last_error          jsonb,
     -- A batch worker's last checkpoint (cursor, items done, partial results).
     checkpoint          jsonb,
@@ -169,6 +171,9 @@ CREATE TABLE tasker.workflow_step_result_audit (
     task_uuid           uuid NOT NULL,
     attempt             integer NOT NULL,
     outcome             text NOT NULL CHECK (outcome IN ('success', 'failure', 'manual')),
+    -- false when the attempt was no longer current (its lease was re-claimed
+    -- or the task cancelled) and its report was rejected.
+    accepted            boolean NOT NULL,
     result              jsonb,
     error               jsonb,
     worker_id           text,

@@ -54,7 +54,9 @@ pub async fn load(
     conn: &mut sqlx::PgConnection,
     step: StepUuid,
 ) -> Result<ExecutionContext, DbError> {
-    let row = workflow_step::get(&mut *conn, step).await?.ok_or(DbError::StepNotFound(step))?;
+    let row = workflow_step::get(&mut *conn, step)
+        .await?
+        .ok_or(DbError::StepNotFound(step))?;
     let task = sqlx::query!(
         r#"SELECT named_task_uuid, namespace, name, version, state, context, correlation_id
            FROM tasker.tasks WHERE task_uuid = $1"#,
@@ -98,7 +100,10 @@ pub async fn dependencies(
            GROUP BY s.workflow_step_uuid, s.name, s.results
            ORDER BY bool_or(a.direct) DESC, s.name"#,
         step.as_uuid(),
-        &[StepState::Complete.as_str().to_owned(), StepState::ResolvedManually.as_str().to_owned()]
+        &[
+            StepState::Complete.as_str().to_owned(),
+            StepState::ResolvedManually.as_str().to_owned()
+        ]
     )
     .fetch_all(executor)
     .await?;

@@ -277,5 +277,8 @@ pub async fn callables_by_namespace(
     )
     .fetch_all(executor)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.namespace, r.callables)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.namespace, r.callables))
+        .collect())
 }

@@ -42,6 +42,8 @@ pub struct AuditEntry {
     pub attempt: u32,
     /// How it ended.
     pub outcome: AuditOutcome,
+    /// Whether the report was accepted (false for a stale attempt).
+    pub accepted: bool,
     /// The result, on success.
     pub result: Option<Value>,
     /// The error, on failure.
@@ -70,7 +72,11 @@ pub async fn insert_many(conn: &mut PgConnection, entries: &[AuditEntry]) -> Res
     let steps: Vec<Uuid> = entries.iter().map(|e| e.step_uuid.as_uuid()).collect();
     let tasks: Vec<Uuid> = entries.iter().map(|e| e.task_uuid.as_uuid()).collect();
     let attempts: Vec<i32> = entries.iter().map(|e| convert::to_i32(e.attempt)).collect();
-    let outcomes: Vec<String> = entries.iter().map(|e| e.outcome.as_str().to_owned()).collect();
+    let outcomes: Vec<String> = entries
+        .iter()
+        .map(|e| e.outcome.as_str().to_owned())
+        .collect();
+    let accepted: Vec<bool> = entries.iter().map(|e| e.accepted).collect();
     let results: Vec<Option<Value>> = entries.iter().map(|e| e.result.clone()).collect();
     let errors: Vec<Option<Value>> = entries.iter().map(|e| e.error.clone()).collect();
     let workers: Vec<Option<String>> = entries.iter().map(|e| e.worker_id.clone()).collect();
@@ -81,10 +87,10 @@ pub async fn insert_many(conn: &mut PgConnection, entries: &[AuditEntry]) -> Res
     sqlx::query!(
         r#"INSERT INTO tasker.workflow_step_result_audit
                (audit_uuid, workflow_step_uuid, task_uuid, attempt, outcome, result, error,
-                worker_id, actor, reason, started_at, finished_at)
+                worker_id, actor, reason, started_at, finished_at, accepted)
            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int4[], $5::text[],
                                 $6::jsonb[], $7::jsonb[], $8::text[], $9::text[], $10::text[],
-                                $11::timestamptz[], $12::timestamptz[])"#,
+                                $11::timestamptz[], $12::timestamptz[], $13::bool[])"#,
         &ids,
         &steps,
         &tasks,
@@ -97,6 +103,7 @@ pub async fn insert_many(conn: &mut PgConnection, entries: &[AuditEntry]) -> Res
         &reasons as &[Option<String>],
         &started as &[Option<DateTime<Utc>>],
         &finished,
+        &accepted,
     )
     .execute(conn)
     .await?;
@@ -112,7 +119,7 @@ pub async fn list_for_step(
     step: StepUuid,
 ) -> Result<Vec<AuditEntry>, DbError> {
     let rows = sqlx::query!(
-        r#"SELECT task_uuid, attempt, outcome, result, error, worker_id, actor, reason,
+        r#"SELECT task_uuid, attempt, outcome, accepted, result, error, worker_id, actor, reason,
                   started_at, finished_at
            FROM tasker.workflow_step_result_audit
            WHERE workflow_step_uuid = $1 ORDER BY finished_at, attempt"#,
@@ -126,13 +133,18 @@ pub async fn list_for_step(
                 "success" => AuditOutcome::Success,
                 "failure" => AuditOutcome::Failure,
                 "manual" => AuditOutcome::Manual,
-                other => return Err(DbError::Corrupt(format!("`{other}` is not an audit outcome"))),
+                other => {
+                    return Err(DbError::Corrupt(format!(
+                        "`{other}` is not an audit outcome"
+                    )));
+                }
             };
             Ok(AuditEntry {
                 step_uuid: step,
                 task_uuid: TaskUuid::from_uuid(r.task_uuid),
                 attempt: convert::count(r.attempt),
                 outcome,
+                accepted: r.accepted,
                 result: r.result,
                 error: r.error,
                 worker_id: r.worker_id,

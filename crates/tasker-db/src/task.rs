@@ -321,7 +321,10 @@ pub async fn transition_path(
 ///
 /// # Errors
 /// [`DbError`] on database failure or an unreadable row.
-pub async fn lock_many(conn: &mut PgConnection, tasks: &[TaskUuid]) -> Result<Vec<TaskRow>, DbError> {
+pub async fn lock_many(
+    conn: &mut PgConnection,
+    tasks: &[TaskUuid],
+) -> Result<Vec<TaskRow>, DbError> {
     let mut uuids: Vec<uuid::Uuid> = tasks.iter().map(TaskUuid::as_uuid).collect();
     uuids.sort_unstable();
     uuids.dedup();

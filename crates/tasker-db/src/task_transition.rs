@@ -76,8 +76,16 @@ pub(crate) async fn append_path(
     ctx: &TransitionContext,
 ) -> Result<(), DbError> {
     let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
-    let from: Vec<String> = states.iter().take(events.len()).map(|s| s.as_str().to_owned()).collect();
-    let to: Vec<String> = states.iter().skip(1).map(|s| s.as_str().to_owned()).collect();
+    let from: Vec<String> = states
+        .iter()
+        .take(events.len())
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    let to: Vec<String> = states
+        .iter()
+        .skip(1)
+        .map(|s| s.as_str().to_owned())
+        .collect();
     let names: Vec<String> = events.iter().map(|e| e.as_str().to_owned()).collect();
     let last = i32::try_from(events.len()).unwrap_or(i32::MAX);
     // The scalar subquery reads `prev`, so the demotion runs before the new

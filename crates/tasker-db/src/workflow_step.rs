@@ -49,6 +49,8 @@ pub struct StepRow {
     pub inputs: Option<Value>,
     /// The accepted (or pending) result.
     pub results: Option<Value>,
+    /// What a decision or batchable handler asked to create next.
+    pub flow_control: Option<Value>,
     /// The last failure.
     pub last_error: Option<Value>,
     /// A batch worker's last checkpoint.
@@ -208,7 +210,7 @@ pub async fn get(
         r#"SELECT workflow_step_uuid, task_uuid, name, template_step, step_type, callable,
                   initialization, timeout_seconds, max_attempts, retryable, backoff,
                   backoff_base_ms, max_backoff_ms, state, attempts, inputs, results,
-                  last_error, checkpoint, next_retry_at, lease_expires_at, claimed_by,
+                  flow_control, last_error, checkpoint, next_retry_at, lease_expires_at, claimed_by,
                   attempt_started_at, created_at, updated_at, completed_at
            FROM tasker.workflow_steps WHERE workflow_step_uuid = $1"#,
         step.as_uuid()
@@ -231,7 +233,7 @@ pub async fn list_for_task(
         r#"SELECT workflow_step_uuid, task_uuid, name, template_step, step_type, callable,
                   initialization, timeout_seconds, max_attempts, retryable, backoff,
                   backoff_base_ms, max_backoff_ms, state, attempts, inputs, results,
-                  last_error, checkpoint, next_retry_at, lease_expires_at, claimed_by,
+                  flow_control, last_error, checkpoint, next_retry_at, lease_expires_at, claimed_by,
                   attempt_started_at, created_at, updated_at, completed_at
            FROM tasker.workflow_steps WHERE task_uuid = $1 ORDER BY workflow_step_uuid"#,
         task.as_uuid()
@@ -255,7 +257,7 @@ pub async fn list_for_tasks(
         r#"SELECT workflow_step_uuid, task_uuid, name, template_step, step_type, callable,
                   initialization, timeout_seconds, max_attempts, retryable, backoff,
                   backoff_base_ms, max_backoff_ms, state, attempts, inputs, results,
-                  last_error, checkpoint, next_retry_at, lease_expires_at, claimed_by,
+                  flow_control, last_error, checkpoint, next_retry_at, lease_expires_at, claimed_by,
                   attempt_started_at, created_at, updated_at, completed_at
            FROM tasker.workflow_steps WHERE task_uuid = ANY($1) ORDER BY workflow_step_uuid"#,
         &uuids
@@ -424,7 +426,8 @@ pub async fn renew_lease(
 }
 
 /// `in_progress → enqueued_for_orchestration`: attempt `attempt` stores its
-/// result. A stale attempt's write is rejected.
+/// result (and, for decision and batchable steps, what to create next). A
+/// stale attempt's write is rejected.
 ///
 /// # Errors
 /// [`DbError::TransitionConflict`] when `attempt` is not the current attempt.
@@ -433,20 +436,23 @@ pub async fn record_success(
     step: StepUuid,
     attempt: u32,
     result: &Value,
+    flow_control: Option<&Value>,
     ctx: &TransitionContext,
 ) -> Result<TaskUuid, DbError> {
     let from = StepState::InProgress;
     let to = from.next(StepEvent::RecordSuccess)?;
     let row = sqlx::query!(
         r#"UPDATE tasker.workflow_steps
-           SET state = $4, results = $5, lease_expires_at = NULL, updated_at = now()
+           SET state = $4, results = $5, flow_control = $6, lease_expires_at = NULL,
+               updated_at = now()
            WHERE workflow_step_uuid = $1 AND state = $2 AND attempts = $3
            RETURNING task_uuid, attempts"#,
         step.as_uuid(),
         from.as_str(),
         convert::to_i32(attempt),
         to.as_str(),
-        result
+        result,
+        flow_control
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -547,8 +553,23 @@ pub async fn record_lease_expiry(
     )
     .fetch_optional(&mut *conn)
     .await?;
-    let (task, attempt) = fenced(row.map(|r| (r.task_uuid, r.attempts)), step, from, Some(attempt))?;
-    record(conn, step, task, from, to, StepEvent::RecordFailure, attempt, ctx).await?;
+    let (task, attempt) = fenced(
+        row.map(|r| (r.task_uuid, r.attempts)),
+        step,
+        from,
+        Some(attempt),
+    )?;
+    record(
+        conn,
+        step,
+        task,
+        from,
+        to,
+        StepEvent::RecordFailure,
+        attempt,
+        ctx,
+    )
+    .await?;
     Ok(task)
 }
 
@@ -729,6 +750,7 @@ struct StepRecord {
     attempts: i32,
     inputs: Option<Value>,
     results: Option<Value>,
+    flow_control: Option<Value>,
     last_error: Option<Value>,
     checkpoint: Option<Value>,
     next_retry_at: Option<DateTime<Utc>>,
@@ -764,6 +786,7 @@ impl TryFrom<StepRecord> for StepRow {
             attempts: convert::count(r.attempts),
             inputs: r.inputs,
             results: r.results,
+            flow_control: r.flow_control,
             last_error: r.last_error,
             checkpoint: r.checkpoint,
             next_retry_at: r.next_retry_at,

@@ -10,6 +10,8 @@
 //! - [`messages`]: queue names and pointer messages (SPEC §6).
 //! - [`outcome`]: the handler outcome envelope shared by every language.
 //! - [`ids`]: typed UUIDv7 identifiers.
+//! - [`schema`]: compiled JSON Schemas for contexts and results.
+//! - [`api`]: request and response types shared by API, client and engine.
 //!
 //! ```
 //! use tasker_types::state::{StepEvent, StepState};
@@ -19,6 +21,7 @@
 //! assert!(StepState::Complete.next(StepEvent::Start).is_err());
 //! ```
 
+pub mod api;
 pub mod backoff;
 pub mod dag;
 pub mod identity;
@@ -27,5 +30,6 @@ pub mod messages;
 pub mod names;
 pub mod outcome;
 pub mod readiness;
+pub mod schema;
 pub mod state;
 pub mod template;

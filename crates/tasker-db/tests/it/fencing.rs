@@ -81,6 +81,7 @@ async fn a_stale_attempts_write_is_rejected_after_its_lease_is_reclaimed() {
         step,
         first.attempt,
         &json!({"from": "a"}),
+        None,
         &ctx(),
     )
     .await
@@ -111,6 +112,7 @@ async fn a_stale_attempts_write_is_rejected_after_its_lease_is_reclaimed() {
         step,
         second.attempt,
         &json!({"from": "b"}),
+        None,
         &ctx(),
     )
     .await
@@ -191,7 +193,7 @@ async fn the_failure_and_retry_path_records_every_transition() {
         .await
         .unwrap();
     assert_eq!(claim.attempt, 2);
-    workflow_step::record_success(&mut tx, step, 2, &json!({"ok": true}), &ctx())
+    workflow_step::record_success(&mut tx, step, 2, &json!({"ok": true}), None, &ctx())
         .await
         .unwrap();
     workflow_step::complete(&mut tx, step, &ctx())

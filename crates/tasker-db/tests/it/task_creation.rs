@@ -325,24 +325,54 @@ async fn a_path_of_events_is_one_compare_and_set_with_a_row_per_event() {
     let uuid = created.task.task_uuid;
     let mut conn = db.pool().acquire().await.unwrap();
     let path = [E::Initialize, E::EnqueueReadySteps, E::AwaitSteps];
-    let end = task::transition_path(&mut conn, uuid, TaskState::Pending, &path, &ctx()).await.unwrap();
+    let end = task::transition_path(&mut conn, uuid, TaskState::Pending, &path, &ctx())
+        .await
+        .unwrap();
     assert_eq!(end, TaskState::StepsInProcess);
     // A path the machine forbids is refused whole, before anything is written.
     let bad = [E::EvaluateResults, E::Complete, E::Cancel];
-    let err = task::transition_path(&mut conn, uuid, TaskState::StepsInProcess, &bad, &ctx()).await.unwrap_err();
+    let err = task::transition_path(&mut conn, uuid, TaskState::StepsInProcess, &bad, &ctx())
+        .await
+        .unwrap_err();
     assert!(matches!(err, DbError::InvalidTransition(_)), "{err:?}");
     let history = task_transition::list(&mut *conn, uuid).await.unwrap();
     let rows: Vec<_> = history
         .iter()
-        .map(|h| (h.sort_key, h.from_state, h.to_state, h.event.as_str(), h.most_recent))
+        .map(|h| {
+            (
+                h.sort_key,
+                h.from_state,
+                h.to_state,
+                h.event.as_str(),
+                h.most_recent,
+            )
+        })
         .collect();
     assert_eq!(
         rows,
         [
             (0, None, TaskState::Pending, "create", false),
-            (1, Some(TaskState::Pending), TaskState::Initializing, "initialize", false),
-            (2, Some(TaskState::Initializing), TaskState::EnqueuingSteps, "enqueue_ready_steps", false),
-            (3, Some(TaskState::EnqueuingSteps), TaskState::StepsInProcess, "await_steps", true),
+            (
+                1,
+                Some(TaskState::Pending),
+                TaskState::Initializing,
+                "initialize",
+                false
+            ),
+            (
+                2,
+                Some(TaskState::Initializing),
+                TaskState::EnqueuingSteps,
+                "enqueue_ready_steps",
+                false
+            ),
+            (
+                3,
+                Some(TaskState::EnqueuingSteps),
+                TaskState::StepsInProcess,
+                "await_steps",
+                true
+            ),
         ]
     );
     let row = task::get(&mut *conn, uuid).await.unwrap().unwrap();

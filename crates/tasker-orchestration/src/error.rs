@@ -1,0 +1,54 @@
+//! Orchestration errors: what a caller (the API, the CLI, a test) can act on.
+
+use tasker_db::DbError;
+use tasker_messaging::MessagingError;
+use tasker_types::ids::TaskUuid;
+use tasker_types::schema::SchemaViolation;
+use tasker_types::state::TaskState;
+
+/// Why an orchestration operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OrchestrationError {
+    /// No template matches the request.
+    #[error("no template {namespace}/{name}{}", version.as_ref().map(|v| format!("@{v}")).unwrap_or_default())]
+    TemplateNotFound {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// Requested version.
+        version: Option<String>,
+    },
+    /// The context breaks the template's `input_schema`.
+    #[error("context does not match the template's input_schema: {}", violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    InvalidContext {
+        /// Each violation, with the path of the failing field.
+        violations: Vec<SchemaViolation>,
+    },
+    /// No such task.
+    #[error("task {0} not found")]
+    TaskNotFound(TaskUuid),
+    /// The task has already finished.
+    #[error("task {task} is already {state}")]
+    AlreadyFinished {
+        /// The task.
+        task: TaskUuid,
+        /// Its terminal state.
+        state: TaskState,
+    },
+    /// A database failure (including duplicates and conflicts).
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A queue failure.
+    #[error(transparent)]
+    Messaging(#[from] MessagingError),
+    /// A stored value that does not parse.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for OrchestrationError {
+    fn from(err: sqlx::Error) -> Self {
+        OrchestrationError::Db(err.into())
+    }
+}

@@ -1,0 +1,166 @@
+//! Tasker's engine (SPEC §3–§4, ARCHITECTURE §2–§3).
+//!
+//! An [`Orchestrator`] creates tasks (the graph and its ready root steps,
+//! enqueued, in one transaction), runs the result loop that turns step
+//! results into completed steps, retries, failures, newly enqueued steps and
+//! finished tasks, fires retries on time, and cancels tasks.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use tasker_orchestration::Orchestrator;
+//! use tasker_types::api::TaskRequest;
+//! use tokio_util::sync::CancellationToken;
+//!
+//! let config = tasker_config::load()?;
+//! let orchestrator = Orchestrator::connect(config).await?;
+//! let shutdown = CancellationToken::new();
+//! let running = tokio::spawn({
+//!     let orchestrator = orchestrator.clone();
+//!     let shutdown = shutdown.clone();
+//!     async move { orchestrator.run(shutdown).await }
+//! });
+//! let task = orchestrator
+//!     .create_task(TaskRequest::new("linear_workflow", "mathematical_sequence", serde_json::json!({"value": 6})))
+//!     .await?;
+//! println!("created {} ({})", task.task_uuid, task.state);
+//! shutdown.cancel();
+//! running.await??;
+//! # Ok(()) }
+//! ```
+
+mod error;
+pub mod lifecycle;
+mod loops;
+mod shared;
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tasker_config::{MessagingBackend, TaskerConfig};
+use tasker_db::task::TaskRow;
+use tasker_messaging::{InMemoryQueue, MessageQueue, PgmqQueue};
+use tasker_types::api::TaskRequest;
+use tasker_types::ids::TaskUuid;
+use tasker_types::messages::QueueName;
+use tokio_util::sync::CancellationToken;
+
+pub use error::OrchestrationError;
+
+use crate::shared::Shared;
+
+/// Capacity of the in-memory provider's wake-up channel when it is chosen by
+/// configuration (single-process development only).
+const IN_MEMORY_WAKE_CAPACITY: usize = 1024;
+
+/// A handle on one orchestrator. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Orchestrator {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orchestrator")
+            .field("processor_id", &self.shared.processor_id)
+            .finish()
+    }
+}
+
+impl Orchestrator {
+    /// Connects to the database and queue provider `config` names.
+    ///
+    /// # Errors
+    /// [`OrchestrationError`] when PostgreSQL is unreachable.
+    pub async fn connect(config: TaskerConfig) -> Result<Self, OrchestrationError> {
+        let pool = tasker_db::connect(&config.database, "tasker-orchestration").await?;
+        let queue: Arc<dyn MessageQueue> = match config.messaging.backend {
+            MessagingBackend::Pgmq => Arc::new(PgmqQueue::new(pool.clone())),
+            MessagingBackend::InMemory => Arc::new(InMemoryQueue::new(IN_MEMORY_WAKE_CAPACITY)),
+        };
+        Ok(Self::new(pool, queue, config))
+    }
+
+    /// An orchestrator over an existing pool and queue provider.
+    pub fn new(pool: PgPool, queue: Arc<dyn MessageQueue>, config: TaskerConfig) -> Self {
+        Self {
+            shared: Arc::new(Shared::new(pool, queue, config)),
+        }
+    }
+
+    /// This orchestrator's id, as recorded in transition rows.
+    pub fn processor_id(&self) -> &str {
+        &self.shared.processor_id
+    }
+
+    /// The database pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.shared.pool
+    }
+
+    /// The queue provider.
+    pub fn queue(&self) -> Arc<dyn MessageQueue> {
+        self.shared.queue.clone()
+    }
+
+    /// Creates the orchestration queues if they do not exist.
+    ///
+    /// # Errors
+    /// [`OrchestrationError`] when the provider refuses.
+    pub async fn prepare(&self) -> Result<(), OrchestrationError> {
+        for queue in [
+            QueueName::step_results(),
+            QueueName::task_requests(),
+            QueueName::task_finalizations(),
+        ] {
+            self.shared.ensure_queue(&queue).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates a task and enqueues its ready root steps, in one transaction.
+    ///
+    /// # Errors
+    /// [`OrchestrationError::TemplateNotFound`], [`OrchestrationError::InvalidContext`]
+    /// (with the failing fields), `Db(DbError::DuplicateTask { existing })`
+    /// for a duplicate; nothing is written on error.
+    pub async fn create_task(&self, request: TaskRequest) -> Result<TaskRow, OrchestrationError> {
+        lifecycle::initialize::create_task(&self.shared, request).await
+    }
+
+    /// Cancels a task: its unfinished steps at once, then the task; workers
+    /// running its handlers are told, and late results are discarded.
+    ///
+    /// # Errors
+    /// [`OrchestrationError::TaskNotFound`], [`OrchestrationError::AlreadyFinished`].
+    pub async fn cancel_task(
+        &self,
+        task: TaskUuid,
+        reason: Option<&str>,
+    ) -> Result<TaskRow, OrchestrationError> {
+        lifecycle::cancel::cancel_task(&self.shared, task, reason).await
+    }
+
+    /// Runs the result loop until `shutdown` is cancelled, then shuts down
+    /// softly (finish batches in hand) within the configured timeout.
+    ///
+    /// # Errors
+    /// [`OrchestrationError`] when the orchestration queues cannot be prepared.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), OrchestrationError> {
+        self.prepare().await?;
+        tracing::info!(processor_id = %self.shared.processor_id, "orchestration running");
+        loops::results::run(self.shared.clone(), shutdown).await;
+        tracing::info!(processor_id = %self.shared.processor_id, "orchestration stopped");
+        Ok(())
+    }
+}
+
+/// Connects with `config` and runs orchestration until `shutdown`.
+///
+/// # Errors
+/// [`OrchestrationError`] when the database is unreachable.
+pub async fn run(
+    config: TaskerConfig,
+    shutdown: CancellationToken,
+) -> Result<(), OrchestrationError> {
+    Orchestrator::connect(config).await?.run(shutdown).await
+}

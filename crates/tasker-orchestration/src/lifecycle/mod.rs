@@ -1,0 +1,9 @@
+//! The task lifecycle: creation, applying step results, cancellation. Each
+//! operation is one transaction that changes state and sends the pointers
+//! that follow from it.
+
+pub(crate) mod cancel;
+pub(crate) mod initialize;
+pub(crate) mod outgoing;
+pub mod plan;
+pub(crate) mod results;

@@ -1,0 +1,107 @@
+//! Pointer messages collected while a transaction changes state, sent in that
+//! same transaction at its end.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::PgConnection;
+use tasker_db::{DbError, TransitionContext, workflow_step};
+use tasker_messaging::{MessageId, MessageQueue, QueueTx, Staged};
+use tasker_types::ids::{CorrelationId, StepUuid, TaskUuid};
+use tasker_types::messages::{QueueName, StepMessage};
+use tasker_types::state::StepState;
+
+use crate::error::OrchestrationError;
+
+/// Sends and deletes to perform in the current transaction.
+#[derive(Debug, Default)]
+pub(crate) struct Outgoing {
+    immediate: BTreeMap<QueueName, Vec<Value>>,
+    delayed: Vec<(QueueName, Value, Duration)>,
+    deletes: BTreeMap<QueueName, Vec<MessageId>>,
+}
+
+impl Outgoing {
+    pub(crate) fn send(&mut self, queue: &QueueName, message: Value) {
+        self.immediate
+            .entry(queue.clone())
+            .or_default()
+            .push(message);
+    }
+
+    pub(crate) fn send_later(&mut self, queue: &QueueName, message: Value, delay: Duration) {
+        self.delayed.push((queue.clone(), message, delay));
+    }
+
+    pub(crate) fn delete(&mut self, queue: &QueueName, ids: impl IntoIterator<Item = MessageId>) {
+        self.deletes.entry(queue.clone()).or_default().extend(ids);
+    }
+
+    /// Writes everything into `conn`'s transaction (or stages it, for
+    /// providers that cannot join); the caller commits, then passes the
+    /// result to `commit_staged`.
+    pub(crate) async fn flush(
+        self,
+        queue: &dyn MessageQueue,
+        conn: &mut PgConnection,
+    ) -> Result<Staged, OrchestrationError> {
+        let mut unit = QueueTx::join(conn);
+        for (name, messages) in &self.immediate {
+            queue
+                .send_many(&mut unit, name, messages, Duration::ZERO)
+                .await?;
+        }
+        for (name, message, delay) in &self.delayed {
+            queue
+                .send_many(&mut unit, name, std::slice::from_ref(message), *delay)
+                .await?;
+        }
+        for (name, ids) in &self.deletes {
+            queue.delete_many(&mut unit, name, ids).await?;
+        }
+        Ok(unit.into_staged())
+    }
+}
+
+/// One step to hand to workers.
+pub(crate) struct ToEnqueue {
+    pub(crate) step: StepUuid,
+    pub(crate) from: StepState,
+}
+
+/// Moves `steps` of `task` to `enqueued` and queues their pointer messages.
+/// A step another writer moved first is skipped. Returns how many moved.
+pub(crate) async fn enqueue_steps(
+    conn: &mut PgConnection,
+    task: TaskUuid,
+    correlation_id: CorrelationId,
+    worker_queue: &QueueName,
+    steps: &[ToEnqueue],
+    ctx: &TransitionContext,
+    out: &mut Outgoing,
+) -> Result<usize, OrchestrationError> {
+    let mut moved = 0;
+    for item in steps {
+        match workflow_step::enqueue(&mut *conn, item.step, item.from, ctx).await {
+            Ok(()) => {
+                let message = StepMessage {
+                    task_uuid: task,
+                    step_uuid: item.step,
+                    correlation_id,
+                };
+                out.send(worker_queue, to_json(&message)?);
+                moved += 1;
+            }
+            Err(DbError::TransitionConflict { .. }) => {
+                tracing::debug!(step_uuid = %item.step, "step moved before it could be enqueued");
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(moved)
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, OrchestrationError> {
+    serde_json::to_value(value).map_err(|e| OrchestrationError::Corrupt(e.to_string()))
+}

@@ -1,0 +1,86 @@
+//! What every orchestration component shares: the pool, the queue provider,
+//! configuration, this process's id, and small caches.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use sqlx::PgPool;
+use tasker_config::TaskerConfig;
+use tasker_db::TransitionContext;
+use tasker_db::named_task::RegisteredTemplate;
+use tasker_messaging::MessageQueue;
+use tasker_types::ids::TemplateUuid;
+use tasker_types::messages::QueueName;
+use tasker_types::schema::CompiledSchema;
+
+use crate::error::OrchestrationError;
+use crate::loops::retry_timers::RetryTimers;
+
+/// Shared state of one orchestrator.
+pub(crate) struct Shared {
+    pub(crate) pool: PgPool,
+    pub(crate) queue: Arc<dyn MessageQueue>,
+    pub(crate) config: TaskerConfig,
+    pub(crate) processor_id: String,
+    pub(crate) timers: RetryTimers,
+    known_queues: Mutex<HashSet<QueueName>>,
+    input_schemas: Mutex<HashMap<TemplateUuid, Option<Arc<CompiledSchema>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The caches hold plain data; a panic elsewhere cannot leave them half-written.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(crate) fn new(pool: PgPool, queue: Arc<dyn MessageQueue>, config: TaskerConfig) -> Self {
+        let processor_id = config
+            .orchestration
+            .processor_id
+            .clone()
+            .unwrap_or_else(|| tasker_config::process_identity("orchestrator"));
+        Self {
+            pool,
+            queue,
+            config,
+            processor_id,
+            timers: RetryTimers::default(),
+            known_queues: Mutex::new(HashSet::new()),
+            input_schemas: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Audit data naming this orchestrator.
+    pub(crate) fn ctx(&self) -> TransitionContext {
+        TransitionContext::by(self.processor_id.clone())
+    }
+
+    /// Creates `queue` unless this process already knows it exists.
+    pub(crate) async fn ensure_queue(&self, queue: &QueueName) -> Result<(), OrchestrationError> {
+        if lock(&self.known_queues).contains(queue) {
+            return Ok(());
+        }
+        self.queue.ensure_queue(queue).await?;
+        lock(&self.known_queues).insert(queue.clone());
+        Ok(())
+    }
+
+    /// The compiled `input_schema` of a template (templates never change
+    /// once registered, so the cache never goes stale).
+    pub(crate) fn input_schema(
+        &self,
+        template: &RegisteredTemplate,
+    ) -> Result<Option<Arc<CompiledSchema>>, OrchestrationError> {
+        if let Some(cached) = lock(&self.input_schemas).get(&template.named_task_uuid) {
+            return Ok(cached.clone());
+        }
+        let compiled = match &template.template.input_schema {
+            None => None,
+            Some(schema) => Some(Arc::new(
+                CompiledSchema::compile(schema).map_err(OrchestrationError::Corrupt)?,
+            )),
+        };
+        lock(&self.input_schemas).insert(template.named_task_uuid, compiled.clone());
+        Ok(compiled)
+    }
+}

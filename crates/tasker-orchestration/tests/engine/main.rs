@@ -1,0 +1,12 @@
+//! The engine end to end: orchestration and workers in process, against a
+//! fresh PostgreSQL database per test.
+
+// A failing test should say where: unwrap, expect and panic are fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cancel;
+mod recovery;
+mod retries;
+mod scale;
+mod support;
+mod workflows;

@@ -1,0 +1,250 @@
+//! A whole stack in one process: orchestrators and workers sharing one test
+//! database, each runnable on a runtime of its own so a test can kill it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sqlx::PgPool;
+use tasker_config::{ConfigLoader, TaskerConfig};
+use tasker_db::named_task;
+use tasker_db::task::{self, TaskRow};
+use tasker_db::testing::TestDb;
+use tasker_db::workflow_step::{self, StepRow};
+use tasker_messaging::{MessageQueue, PgmqQueue};
+use tasker_orchestration::Orchestrator;
+use tasker_types::api::TaskRequest;
+use tasker_types::ids::TaskUuid;
+use tasker_types::template::TaskTemplate;
+use tasker_worker::{HandlerRegistry, Worker};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+pub(crate) fn test_config() -> TaskerConfig {
+    ConfigLoader::new()
+        .environment("test")
+        .vars(|_| None)
+        .load()
+        .unwrap()
+}
+
+/// A running component: stop it politely, or kill its runtime.
+pub(crate) struct Running {
+    stop: CancellationToken,
+    handle: Option<JoinHandle<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Running {
+    /// Soft shutdown, waiting for it to finish.
+    pub(crate) async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(handle) = self.handle.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(20), handle).await;
+        }
+    }
+
+    /// Kills the component as a crash would: its runtime stops mid-flight.
+    pub(crate) fn kill(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+pub(crate) struct Stack {
+    pub(crate) db: TestDb,
+    pub(crate) queue: Arc<dyn MessageQueue>,
+    pub(crate) config: TaskerConfig,
+    pub(crate) orchestrator: Orchestrator,
+}
+
+impl Stack {
+    /// A database with the example templates registered, and an orchestrator
+    /// handle (not yet running).
+    pub(crate) async fn new() -> Self {
+        Self::with_config(test_config()).await
+    }
+
+    pub(crate) async fn with_config(config: TaskerConfig) -> Self {
+        init_tracing();
+        let db = TestDb::new().await.unwrap();
+        let queue: Arc<dyn MessageQueue> = Arc::new(PgmqQueue::new(db.pool().clone()));
+        let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/tasks");
+        tasker_worker::register_template_files(db.pool(), queue.as_ref(), &[examples])
+            .await
+            .unwrap();
+        let orchestrator = Orchestrator::new(db.pool().clone(), queue.clone(), config.clone());
+        orchestrator.prepare().await.unwrap();
+        Self {
+            db,
+            queue,
+            config,
+            orchestrator,
+        }
+    }
+
+    pub(crate) fn pool(&self) -> &PgPool {
+        self.db.pool()
+    }
+
+    /// Registers a template given as YAML.
+    pub(crate) async fn register(&self, yaml: &str) {
+        let template = TaskTemplate::from_yaml(yaml, Some("test.yaml")).unwrap();
+        let mut conn = self.pool().acquire().await.unwrap();
+        named_task::register(&mut conn, &template).await.unwrap();
+    }
+
+    /// Starts an orchestrator on the test's runtime.
+    pub(crate) fn start_orchestrator(&self) -> Running {
+        let orchestrator =
+            Orchestrator::new(self.pool().clone(), self.queue.clone(), self.config.clone());
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn({
+            let stop = stop.clone();
+            async move { orchestrator.run(stop).await.unwrap() }
+        });
+        Running {
+            stop,
+            handle: Some(handle),
+            runtime: None,
+        }
+    }
+
+    /// Starts a worker with `registry` on the test's runtime.
+    pub(crate) fn start_worker(&self, registry: HandlerRegistry) -> Running {
+        self.start_worker_with(registry, self.config.clone())
+    }
+
+    pub(crate) fn start_worker_with(
+        &self,
+        registry: HandlerRegistry,
+        config: TaskerConfig,
+    ) -> Running {
+        let worker = Worker::new(self.pool().clone(), self.queue.clone(), config, registry);
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn({
+            let stop = stop.clone();
+            async move { worker.run(stop).await.unwrap() }
+        });
+        Running {
+            stop,
+            handle: Some(handle),
+            runtime: None,
+        }
+    }
+
+    /// Starts a worker on a runtime of its own, so the test can kill it.
+    pub(crate) fn start_killable_worker(
+        &self,
+        registry: HandlerRegistry,
+        config: TaskerConfig,
+    ) -> Running {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let options = self.db.connect_options();
+        let stop = CancellationToken::new();
+        runtime.spawn({
+            let stop = stop.clone();
+            async move {
+                // Its own pool, so killing the runtime kills its connections.
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(5)
+                    .connect_with(options)
+                    .await
+                    .unwrap();
+                let queue: Arc<dyn MessageQueue> = Arc::new(PgmqQueue::new(pool.clone()));
+                Worker::new(pool, queue, config, registry)
+                    .run(stop)
+                    .await
+                    .unwrap();
+            }
+        });
+        Running {
+            stop,
+            handle: None,
+            runtime: Some(runtime),
+        }
+    }
+
+    pub(crate) async fn create(&self, namespace: &str, name: &str, context: Value) -> TaskRow {
+        self.orchestrator
+            .create_task(TaskRequest::new(namespace, name, context))
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn steps(&self, task: TaskUuid) -> Vec<StepRow> {
+        workflow_step::list_for_task(self.pool(), task)
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn step(&self, task: TaskUuid, name: &str) -> StepRow {
+        self.steps(task)
+            .await
+            .into_iter()
+            .find(|s| s.name == name)
+            .unwrap()
+    }
+
+    /// Waits for `task` to reach a terminal state.
+    pub(crate) async fn finished(&self, task: TaskUuid, limit: Duration) -> TaskRow {
+        let started = Instant::now();
+        loop {
+            let row = task::get(self.pool(), task).await.unwrap().unwrap();
+            if row.state.is_terminal() {
+                return row;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "task {task} still {} after {limit:?}",
+                row.state
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Polls `check` until it holds or `limit` passes.
+pub(crate) async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The built-in and example handlers.
+pub(crate) fn examples() -> HandlerRegistry {
+    tasker_rust_worker::registry()
+}

@@ -1,0 +1,158 @@
+//! Writes finished attempts in batches: one transaction stores each result
+//! (fenced by its attempt), records the audit row, sends the result pointer
+//! to orchestration and deletes the worker message. A stale attempt's result
+//! is rejected and its message deleted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tasker_db::result_audit::{self, AuditEntry, AuditOutcome};
+use tasker_db::{DbError, workflow_step};
+use tasker_messaging::QueueTx;
+use tasker_types::messages::{OrchestrationMessage, QueueName, StepAttempt};
+use tasker_types::outcome::StepOutcome;
+use tokio::sync::mpsc;
+
+use super::executor::Completion;
+use super::shared::WorkerShared;
+use crate::error::WorkerError;
+
+/// Attempts at writing one batch before its steps are left to lease expiry.
+const WRITE_TRIES: u32 = 5;
+
+/// Runs until every sender is gone, writing what arrives.
+pub(crate) async fn run(shared: Arc<WorkerShared>, mut receiver: mpsc::Receiver<Completion>) {
+    let config = &shared.config.worker;
+    let max = config.completion_batch_size.get();
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        // Wait briefly for companions: one transaction for many outcomes.
+        let deadline = tokio::time::Instant::now() + config.completion_flush_interval;
+        while batch.len() < max {
+            match receiver.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                        Ok(Some(next)) => batch.push(next),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+        }
+        write_with_retries(&shared, &batch).await;
+        for completion in &batch {
+            shared.in_flight.remove(completion.step, completion.attempt);
+        }
+    }
+}
+
+async fn write_with_retries(shared: &WorkerShared, batch: &[Completion]) {
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1..=WRITE_TRIES {
+        match write(shared, batch).await {
+            Ok(()) => return,
+            Err(err) if attempt < WRITE_TRIES => {
+                tracing::warn!(error = %err, batch_size = batch.len(), attempt, "writing step results failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, batch_size = batch.len(),
+                    "giving up on writing step results; their leases will expire and the steps run again");
+            }
+        }
+    }
+}
+
+async fn write(shared: &WorkerShared, batch: &[Completion]) -> Result<(), WorkerError> {
+    let ctx = shared.ctx();
+    let mut tx = shared.pool.begin().await?;
+    let mut pointers = Vec::new();
+    let mut audit = Vec::with_capacity(batch.len());
+    for c in batch {
+        let (written, outcome, result, error) = match &c.outcome {
+            StepOutcome::Success { result, control } => {
+                let control = control.as_ref().and_then(|c| serde_json::to_value(c).ok());
+                let written = workflow_step::record_success(
+                    &mut tx,
+                    c.step,
+                    c.attempt,
+                    result,
+                    control.as_ref(),
+                    &ctx,
+                )
+                .await;
+                (written, AuditOutcome::Success, Some(result.clone()), None)
+            }
+            StepOutcome::Failure { error } => {
+                let json = serde_json::to_value(error)
+                    .map_err(|e| WorkerError::Db(DbError::Corrupt(e.to_string())))?;
+                let written =
+                    workflow_step::record_failure(&mut tx, c.step, c.attempt, &json, &ctx).await;
+                (written, AuditOutcome::Failure, None, Some(json))
+            }
+        };
+        let accepted = match written {
+            Ok(_) => {
+                let pointer = OrchestrationMessage::StepResult(StepAttempt {
+                    task_uuid: c.task,
+                    step_uuid: c.step,
+                    attempt: c.attempt,
+                    correlation_id: c.correlation_id,
+                });
+                pointers.push(
+                    serde_json::to_value(pointer)
+                        .map_err(|e| WorkerError::Db(DbError::Corrupt(e.to_string())))?,
+                );
+                true
+            }
+            Err(DbError::TransitionConflict { .. }) => {
+                tracing::warn!(task_uuid = %c.task, step_uuid = %c.step, attempt = c.attempt,
+                    "result rejected: this attempt is no longer current (lease re-claimed or task cancelled)");
+                false
+            }
+            Err(err) => return Err(err.into()),
+        };
+        audit.push(AuditEntry {
+            step_uuid: c.step,
+            task_uuid: c.task,
+            attempt: c.attempt,
+            outcome,
+            accepted,
+            result,
+            error,
+            worker_id: Some(shared.worker_id.clone()),
+            actor: None,
+            reason: None,
+            started_at: Some(c.started_at),
+            finished_at: c.finished_at,
+        });
+    }
+    result_audit::insert_many(&mut tx, &audit).await?;
+    let mut unit = QueueTx::join(&mut tx);
+    if !pointers.is_empty() {
+        shared
+            .queue
+            .send_many(
+                &mut unit,
+                &QueueName::step_results(),
+                &pointers,
+                Duration::ZERO,
+            )
+            .await?;
+    }
+    let mut by_queue: std::collections::BTreeMap<&QueueName, Vec<i64>> =
+        std::collections::BTreeMap::new();
+    for c in batch {
+        by_queue.entry(&c.queue).or_default().push(c.msg_id);
+    }
+    for (queue, ids) in by_queue {
+        shared.queue.delete_many(&mut unit, queue, &ids).await?;
+    }
+    let staged = unit.into_staged();
+    tx.commit().await?;
+    shared.queue.commit_staged(staged).await?;
+    tracing::debug!(batch_size = batch.len(), "step results written");
+    Ok(())
+}

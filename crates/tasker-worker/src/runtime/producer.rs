@@ -1,0 +1,130 @@
+//! Reads worker queues up to the free handler capacity and starts an
+//! executor per message. Wakes on a send notification, when capacity frees
+//! up, when the set of queues changes, and on the slow fallback poll.
+
+use std::sync::Arc;
+
+use tasker_messaging::{MessagingError, Subscription};
+use tasker_types::messages::QueueName;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::executor::{Completion, execute};
+use super::shared::WorkerShared;
+use super::templates::queues_to_serve;
+
+/// Runs until `shutdown`. Executors are spawned into `executors`.
+pub(crate) async fn run(
+    shared: Arc<WorkerShared>,
+    completions: mpsc::Sender<Completion>,
+    templates_changed: Arc<Notify>,
+    executors: &mut JoinSet<()>,
+    shutdown: CancellationToken,
+) {
+    let config = &shared.config.worker;
+    let mut queues: Vec<QueueName> = Vec::new();
+    let mut subscription: Option<Box<dyn Subscription>> = None;
+    let mut refresh = true;
+    let mut poll = tokio::time::interval(config.fallback_poll_interval);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if refresh {
+            refresh = false;
+            match queues_to_serve(
+                &shared.pool,
+                shared.queue.as_ref(),
+                &shared.registry,
+                &config.namespaces,
+            )
+            .await
+            {
+                Ok(found) if found != queues => {
+                    tracing::info!(queues = ?found.iter().map(QueueName::as_str).collect::<Vec<_>>(), "serving queues");
+                    queues = found;
+                    subscription = None;
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "cannot determine namespaces to serve"),
+            }
+        }
+        if subscription.is_none() && !queues.is_empty() {
+            match shared.queue.subscribe(&queues).await {
+                Ok(s) => subscription = Some(s),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot subscribe to worker queues; polling")
+                }
+            }
+        }
+        drain(&shared, &queues, &completions, executors, &shutdown).await;
+        // Reap finished executors so the set does not grow.
+        while executors.try_join_next().is_some() {}
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            woke = wait(&mut subscription) => {
+                if let Err(err) = woke {
+                    tracing::warn!(error = %err, "queue subscription lost; resubscribing");
+                    subscription = None;
+                }
+            }
+            () = shared.capacity_freed.notified() => {}
+            () = templates_changed.notified() => refresh = true,
+            _ = poll.tick() => {}
+        }
+    }
+}
+
+async fn drain(
+    shared: &Arc<WorkerShared>,
+    queues: &[QueueName],
+    completions: &mpsc::Sender<Completion>,
+    executors: &mut JoinSet<()>,
+    shutdown: &CancellationToken,
+) {
+    let lease = shared.config.worker.lease;
+    loop {
+        let mut started = 0;
+        for queue in queues {
+            let free = shared.permits.available_permits();
+            if free == 0 || shutdown.is_cancelled() {
+                return;
+            }
+            let messages = match shared.queue.read_many(queue, free, lease).await {
+                Ok(messages) => messages,
+                Err(err) => {
+                    tracing::warn!(%queue, error = %err, "reading worker queue failed");
+                    continue;
+                }
+            };
+            for message in messages {
+                // Only this loop takes permits, and it read at most `free`
+                // messages, so a permit is always there.
+                let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
+                    tracing::warn!(
+                        msg_id = message.id,
+                        "no free permit; message returns after its timeout"
+                    );
+                    continue;
+                };
+                executors.spawn(execute(
+                    shared.clone(),
+                    queue.clone(),
+                    message,
+                    completions.clone(),
+                    permit,
+                ));
+                started += 1;
+            }
+        }
+        if started == 0 {
+            return;
+        }
+    }
+}
+
+async fn wait(subscription: &mut Option<Box<dyn Subscription>>) -> Result<(), MessagingError> {
+    match subscription {
+        Some(s) => s.wait().await.map(|_| ()),
+        None => std::future::pending().await,
+    }
+}

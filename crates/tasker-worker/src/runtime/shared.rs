@@ -1,0 +1,137 @@
+//! State shared by a worker's loops.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use sqlx::PgPool;
+use tasker_config::TaskerConfig;
+use tasker_db::TransitionContext;
+use tasker_messaging::{MessageId, MessageQueue};
+use tasker_types::ids::{StepUuid, TaskUuid, TemplateUuid};
+use tasker_types::messages::QueueName;
+use tasker_types::schema::CompiledSchema;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::registry::HandlerRegistry;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain maps; a panic elsewhere cannot leave them half-updated.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A claimed step whose lease this worker holds.
+#[derive(Clone, Debug)]
+pub(crate) struct InFlightEntry {
+    pub(crate) task: TaskUuid,
+    pub(crate) attempt: u32,
+    pub(crate) queue: QueueName,
+    pub(crate) msg_id: MessageId,
+    /// Cancelled when the task is cancelled or the lease is lost.
+    pub(crate) token: CancellationToken,
+}
+
+/// Steps this worker holds leases on, from claim until their outcome is
+/// written. Keyed by step and attempt: one worker may hold a superseded
+/// attempt and the current one of the same step at once.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight(Mutex<HashMap<(StepUuid, u32), InFlightEntry>>);
+
+impl InFlight {
+    pub(crate) fn insert(&self, step: StepUuid, entry: InFlightEntry) {
+        lock(&self.0).insert((step, entry.attempt), entry);
+    }
+
+    pub(crate) fn remove(&self, step: StepUuid, attempt: u32) {
+        lock(&self.0).remove(&(step, attempt));
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<(StepUuid, InFlightEntry)> {
+        lock(&self.0)
+            .iter()
+            .map(|((step, _), v)| (*step, v.clone()))
+            .collect()
+    }
+
+    /// Cancels every running attempt of `task`; returns how many.
+    pub(crate) fn cancel_task(&self, task: TaskUuid) -> usize {
+        let entries = lock(&self.0);
+        let mut cancelled = 0;
+        for entry in entries.values().filter(|e| e.task == task) {
+            entry.token.cancel();
+            cancelled += 1;
+        }
+        cancelled
+    }
+}
+
+/// Compiled `result_schema`s by template and step (`None`: the step has none).
+type SchemaCache = Mutex<HashMap<(TemplateUuid, String), Option<Arc<CompiledSchema>>>>;
+
+pub(crate) struct WorkerShared {
+    pub(crate) pool: PgPool,
+    pub(crate) queue: Arc<dyn MessageQueue>,
+    pub(crate) registry: Arc<HandlerRegistry>,
+    pub(crate) config: TaskerConfig,
+    pub(crate) worker_id: String,
+    pub(crate) permits: Arc<Semaphore>,
+    /// Signalled when an executor returns its permit.
+    pub(crate) capacity_freed: Notify,
+    pub(crate) in_flight: InFlight,
+    /// Cancelled when soft shutdown runs out of time: running handlers are
+    /// abandoned (their leases expire and other workers re-claim).
+    pub(crate) hard_stop: CancellationToken,
+    result_schemas: SchemaCache,
+}
+
+impl WorkerShared {
+    pub(crate) fn new(
+        pool: PgPool,
+        queue: Arc<dyn MessageQueue>,
+        registry: Arc<HandlerRegistry>,
+        config: TaskerConfig,
+    ) -> Self {
+        let worker_id = config
+            .worker
+            .worker_id
+            .clone()
+            .unwrap_or_else(|| tasker_config::process_identity("worker"));
+        let permits = Arc::new(Semaphore::new(config.worker.concurrency.get()));
+        Self {
+            pool,
+            queue,
+            registry,
+            config,
+            worker_id,
+            permits,
+            capacity_freed: Notify::new(),
+            in_flight: InFlight::default(),
+            hard_stop: CancellationToken::new(),
+            result_schemas: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn ctx(&self) -> TransitionContext {
+        TransitionContext::by(self.worker_id.clone())
+    }
+
+    /// The compiled `result_schema` of a template step (cached: templates
+    /// never change once registered).
+    pub(crate) async fn result_schema(
+        &self,
+        template: TemplateUuid,
+        step: &str,
+    ) -> Result<Option<Arc<CompiledSchema>>, tasker_db::DbError> {
+        let key = (template, step.to_owned());
+        if let Some(cached) = lock(&self.result_schemas).get(&key) {
+            return Ok(cached.clone());
+        }
+        let registered = tasker_db::named_task::get_by_uuid(&self.pool, template).await?;
+        let compiled = registered
+            .and_then(|r| r.template.step(step).and_then(|s| s.result_schema.clone()))
+            .and_then(|schema| CompiledSchema::compile(&schema).ok())
+            .map(Arc::new);
+        lock(&self.result_schemas).insert(key, compiled.clone());
+        Ok(compiled)
+    }
+}
