@@ -72,6 +72,21 @@ impl TestDb {
         &self.name
     }
 
+    /// A connection URL for the test database, for processes under test.
+    pub fn url(&self) -> String {
+        let base = std::env::var("DATABASE_URL").unwrap_or_default();
+        let (without_query, query) = match base.split_once('?') {
+            Some((url, query)) => (url.to_owned(), format!("?{query}")),
+            None => (base.clone(), String::new()),
+        };
+        // Replace the database, the last path segment after the host.
+        let prefix = match without_query.rsplit_once('/') {
+            Some((prefix, _)) if prefix.contains("://") && prefix.len() > prefix.find("://").unwrap_or(0) + 3 => prefix.to_owned(),
+            _ => without_query,
+        };
+        format!("{prefix}/{}{query}", self.name)
+    }
+
     /// Connection options for the test database (for processes under test).
     pub fn connect_options(&self) -> PgConnectOptions {
         self.server.clone().database(&self.name)

@@ -9,4 +9,5 @@ mod recovery;
 mod retries;
 mod scale;
 mod support;
+mod worker_lifecycle;
 mod workflows;
