@@ -72,19 +72,23 @@ impl TestDb {
         &self.name
     }
 
-    /// A connection URL for the test database, for processes under test.
+    /// A connection URL for the test database, for processes under test:
+    /// `DATABASE_URL` with its database replaced.
     pub fn url(&self) -> String {
         let base = std::env::var("DATABASE_URL").unwrap_or_default();
-        let (without_query, query) = match base.split_once('?') {
-            Some((url, query)) => (url.to_owned(), format!("?{query}")),
-            None => (base.clone(), String::new()),
+        let (url, query) = base
+            .split_once('?')
+            .map_or((base.as_str(), ""), |(u, q)| (u, q));
+        let host_start = url.find("://").map_or(0, |i| i + 3);
+        let path_start = url[host_start..]
+            .find('/')
+            .map_or(url.len(), |i| host_start + i);
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
         };
-        // Replace the database, the last path segment after the host.
-        let prefix = match without_query.rsplit_once('/') {
-            Some((prefix, _)) if prefix.contains("://") && prefix.len() > prefix.find("://").unwrap_or(0) + 3 => prefix.to_owned(),
-            _ => without_query,
-        };
-        format!("{prefix}/{}{query}", self.name)
+        format!("{}/{}{query}", &url[..path_start], self.name)
     }
 
     /// Connection options for the test database (for processes under test).

@@ -50,7 +50,10 @@ async fn rust_worker_registers_templates_and_stops_on_sigterm() {
         .unwrap();
     assert_eq!(registered, 8, "every example template was registered");
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     wait_for("worker stopped");
     let exit = child.wait().unwrap();

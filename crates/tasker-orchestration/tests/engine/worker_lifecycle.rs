@@ -28,8 +28,13 @@ steps:
 "#,
         )
         .await;
-    let task = stack.create("late_namespace", "newcomer", json!({"hi": 1})).await;
-    assert_eq!(stack.finished(task.task_uuid, LIMIT).await.state, TaskState::Complete);
+    let task = stack
+        .create("late_namespace", "newcomer", json!({"hi": 1}))
+        .await;
+    assert_eq!(
+        stack.finished(task.task_uuid, LIMIT).await.state,
+        TaskState::Complete
+    );
 }
 
 #[tokio::test]
@@ -38,10 +43,20 @@ async fn a_worker_skips_namespaces_it_cannot_fully_serve() {
     let _orchestrator = stack.start_orchestrator();
     // Only built-ins: the example namespaces need handlers it lacks.
     let _worker = stack.start_worker(tasker_worker::HandlerRegistry::with_builtins());
-    let task = stack.create("linear_workflow", "mathematical_sequence", json!({"value": 2})).await;
+    let task = stack
+        .create(
+            "linear_workflow",
+            "mathematical_sequence",
+            json!({"value": 2}),
+        )
+        .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let step = stack.step(task.task_uuid, "linear_step_1").await;
-    assert_eq!(step.state, StepState::Enqueued, "left on the queue for a worker that can run it");
+    assert_eq!(
+        step.state,
+        StepState::Enqueued,
+        "left on the queue for a worker that can run it"
+    );
 }
 
 const NAP: &str = r#"
@@ -75,9 +90,15 @@ async fn soft_shutdown_lets_a_running_handler_finish_and_writes_its_result() {
     })
     .await;
     worker.stop().await;
-    assert_eq!(stack.finished(task.task_uuid, LIMIT).await.state, TaskState::Complete);
+    assert_eq!(
+        stack.finished(task.task_uuid, LIMIT).await.state,
+        TaskState::Complete
+    );
     let step = stack.step(task.task_uuid, "nap").await;
-    assert_eq!((step.attempts, step.results), (1, Some(json!({"napped": 800}))));
+    assert_eq!(
+        (step.attempts, step.results),
+        (1, Some(json!({"napped": 800})))
+    );
 }
 
 #[tokio::test]
@@ -99,6 +120,8 @@ async fn a_handler_outliving_the_shutdown_timeout_is_abandoned_to_its_lease() {
     let step = stack.step(task.task_uuid, "nap").await;
     assert_eq!((step.state, step.attempts), (StepState::InProgress, 1));
     assert!(step.lease_expires_at.is_some());
-    let audit = tasker_db::result_audit::list_for_step(stack.pool(), step.workflow_step_uuid).await.unwrap();
+    let audit = tasker_db::result_audit::list_for_step(stack.pool(), step.workflow_step_uuid)
+        .await
+        .unwrap();
     assert!(audit.is_empty());
 }
