@@ -29,7 +29,9 @@ const EMBEDDED: &[(&str, &str)] = embedded![
     "environments/test/orchestration.toml",
     "environments/test/worker.toml",
     "environments/development/common.toml",
+    "environments/development/orchestration.toml",
     "environments/production/common.toml",
+    "environments/production/orchestration.toml",
 ];
 
 /// The environments Tasker ships configuration for.

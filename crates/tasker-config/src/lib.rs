@@ -30,6 +30,8 @@ mod interpolate;
 mod layers;
 mod messaging;
 mod orchestration;
+mod telemetry;
+mod web;
 mod worker;
 
 use std::path::PathBuf;
@@ -43,6 +45,8 @@ pub use execution::ExecutionConfig;
 pub use layers::KNOWN_ENVIRONMENTS;
 pub use messaging::{MessagingBackend, MessagingConfig};
 pub use orchestration::OrchestrationConfig;
+pub use telemetry::{LogFormat, TelemetryConfig};
+pub use web::WebConfig;
 pub use worker::WorkerConfig;
 
 /// The whole validated configuration of one process.
@@ -60,6 +64,10 @@ pub struct TaskerConfig {
     pub orchestration: OrchestrationConfig,
     /// `[worker]`.
     pub worker: WorkerConfig,
+    /// `[web]`.
+    pub web: WebConfig,
+    /// `[telemetry]`.
+    pub telemetry: TelemetryConfig,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +78,8 @@ struct RawConfig {
     execution: execution::RawExecution,
     orchestration: orchestration::RawOrchestration,
     worker: worker::RawWorker,
+    web: web::RawWeb,
+    telemetry: telemetry::RawTelemetry,
 }
 
 type VarLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -166,6 +176,8 @@ impl ConfigLoader {
             execution: raw.execution.validate()?,
             orchestration: raw.orchestration.validate()?,
             worker: raw.worker.validate((self.vars)("TASKER_TEMPLATE_PATH"))?,
+            web: raw.web.validate()?,
+            telemetry: raw.telemetry.validate()?,
         })
     }
 }

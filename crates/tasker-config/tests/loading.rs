@@ -156,8 +156,8 @@ fn unknown_keys_wrong_types_and_ranges_name_the_key_path() {
             "execution.backoff_jitter_percent: must be between 0 and 100 (got 150)",
         ),
         (
-            "[telemetry]\nenabled = true\n",
-            "telemetry: unknown field `telemetry`, expected one of `database`, `messaging`, `execution`, `orchestration`, `worker`",
+            "[tracing]\nenabled = true\n",
+            "tracing: unknown field `tracing`, expected one of `database`, `messaging`, `execution`, `orchestration`, `worker`, `web`, `telemetry`",
         ),
     ];
     for (toml_text, expected) in cases {

@@ -341,6 +341,56 @@ pub async fn lock_many(
     records.into_iter().map(TaskRow::try_from).collect()
 }
 
+/// Which tasks [`list`] returns.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TaskFilter {
+    /// Only this namespace.
+    pub namespace: Option<String>,
+    /// Only this template name.
+    pub name: Option<String>,
+    /// Only tasks in this state.
+    pub state: Option<TaskState>,
+    /// Only tasks created at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Only tasks older than this one (the cursor of the previous page).
+    pub before: Option<TaskUuid>,
+    /// Most rows to return.
+    pub limit: u32,
+}
+
+/// Tasks matching `filter`, newest first (task ids are time-ordered).
+///
+/// # Errors
+/// [`DbError`] on database failure or an unreadable row.
+pub async fn list(
+    executor: impl PgExecutor<'_>,
+    filter: &TaskFilter,
+) -> Result<Vec<TaskRow>, DbError> {
+    let records = sqlx::query_as!(
+        TaskRecord,
+        r#"SELECT task_uuid, named_task_uuid, namespace, name, version, state, context,
+                  identity_hash, idempotency_key, correlation_id, priority, tags, initiator,
+                  source_system, reason, created_at, updated_at, completed_at
+           FROM tasker.tasks
+           WHERE ($1::text IS NULL OR namespace = $1)
+             AND ($2::text IS NULL OR name = $2)
+             AND ($3::text IS NULL OR state = $3)
+             AND ($4::timestamptz IS NULL OR created_at >= $4)
+             AND ($5::uuid IS NULL OR task_uuid < $5)
+           ORDER BY task_uuid DESC
+           LIMIT $6"#,
+        filter.namespace,
+        filter.name,
+        filter.state.map(TaskState::as_str),
+        filter.since,
+        filter.before.map(|t| t.as_uuid()),
+        i64::from(filter.limit),
+    )
+    .fetch_all(executor)
+    .await?;
+    records.into_iter().map(TaskRow::try_from).collect()
+}
+
 /// The channel notified (payload: the task uuid) when a task is cancelled,
 /// so workers can stop its running handlers at once.
 pub const CANCEL_CHANNEL: &str = "tasker_cancellations";

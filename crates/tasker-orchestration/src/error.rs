@@ -2,9 +2,10 @@
 
 use tasker_db::DbError;
 use tasker_messaging::MessagingError;
-use tasker_types::ids::TaskUuid;
+use tasker_types::ids::{StepUuid, TaskUuid};
 use tasker_types::schema::SchemaViolation;
 use tasker_types::state::TaskState;
+use tasker_types::template::TemplateErrors;
 
 /// Why an orchestration operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,20 @@ pub enum OrchestrationError {
     /// No such task.
     #[error("task {0} not found")]
     TaskNotFound(TaskUuid),
+    /// No such step in that task.
+    #[error("step {step} not found in task {task}")]
+    StepNotFound {
+        /// The task.
+        task: TaskUuid,
+        /// The step.
+        step: StepUuid,
+    },
+    /// A template is invalid; every problem is listed.
+    #[error("{0}")]
+    InvalidTemplate(TemplateErrors),
+    /// A request is malformed in a way the types cannot express.
+    #[error("{0}")]
+    BadRequest(String),
     /// The task has already finished.
     #[error("task {task} is already {state}")]
     AlreadyFinished {

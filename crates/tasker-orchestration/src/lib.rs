@@ -31,7 +31,11 @@
 mod error;
 pub mod lifecycle;
 mod loops;
+pub mod server;
+pub mod services;
 mod shared;
+pub mod telemetry;
+pub mod web;
 
 use std::sync::Arc;
 

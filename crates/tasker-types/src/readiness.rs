@@ -25,6 +25,7 @@ pub struct ReadinessInput {
 }
 
 /// The verdict, with the reason a step is not ready (shown by the API).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Readiness {

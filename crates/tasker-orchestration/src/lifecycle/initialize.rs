@@ -122,6 +122,9 @@ pub(crate) async fn create_task(
     let staged = out.flush(shared.queue.as_ref(), &mut tx).await?;
     tx.commit().await?;
     shared.queue.commit_staged(staged).await?;
+    metrics::counter!("tasker_tasks_created_total", "namespace" => created.task.namespace.clone())
+        .increment(1);
+    metrics::counter!("tasker_steps_enqueued_total").increment(ready.len() as u64);
     tracing::info!(
         %task_uuid, %correlation_id, namespace = %created.task.namespace, name = %created.task.name,
         steps = created.steps.len(), enqueued = ready.len(), "task created"

@@ -161,6 +161,7 @@ impl TaskWork<'_> {
                     attempt = pointer.attempt, %state,
                     "ignoring duplicate or stale orchestration message"
                 );
+                metrics::counter!("tasker_step_results_total", "outcome" => "ignored").increment(1);
                 self.report.ignored += 1;
             }
         }
@@ -176,6 +177,8 @@ impl TaskWork<'_> {
         match workflow_step::complete(conn, uuid, self.ctx).await {
             Ok(()) => {
                 self.steps[i].state = StepState::Complete;
+                metrics::counter!("tasker_step_results_total", "outcome" => "complete")
+                    .increment(1);
                 Ok(true)
             }
             Err(DbError::TransitionConflict { .. }) => Ok(false),
@@ -212,6 +215,8 @@ impl TaskWork<'_> {
                     now + chrono::TimeDelta::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
                 let written = workflow_step::schedule_retry(conn, uuid, due, self.ctx).await;
                 if written.is_ok() {
+                    metrics::counter!("tasker_step_results_total", "outcome" => "retry")
+                        .increment(1);
                     self.steps[i].state = StepState::WaitingForRetry;
                     self.steps[i].next_retry_at = Some(due);
                     let pointer = StepAttempt {
@@ -229,6 +234,8 @@ impl TaskWork<'_> {
             RetryDecision::GiveUp(reason) => {
                 let written = workflow_step::fail(conn, uuid, self.ctx).await;
                 if written.is_ok() {
+                    metrics::counter!("tasker_step_results_total", "outcome" => "error")
+                        .increment(1);
                     self.steps[i].state = StepState::Error;
                     tracing::warn!(task_uuid = %self.task.task_uuid, step_uuid = %uuid, ?reason, "step failed permanently");
                 }
@@ -297,7 +304,7 @@ impl TaskWork<'_> {
                     from: self.steps[i].state,
                 })
                 .collect();
-            self.report.enqueued += enqueue_steps(
+            let moved = enqueue_steps(
                 conn,
                 self.task.task_uuid,
                 self.task.correlation_id,
@@ -307,6 +314,8 @@ impl TaskWork<'_> {
                 self.out,
             )
             .await?;
+            self.report.enqueued += moved;
+            metrics::counter!("tasker_steps_enqueued_total").increment(moved as u64);
         }
         if !planned.events.is_empty() {
             let state = task::transition_path(
@@ -319,6 +328,16 @@ impl TaskWork<'_> {
             .await?;
             if state.is_terminal() {
                 self.report.finalized += 1;
+                let elapsed = (Utc::now() - self.task.created_at)
+                    .num_milliseconds()
+                    .max(0) as f64
+                    / 1000.0;
+                let labels = [
+                    ("namespace", self.task.namespace.clone()),
+                    ("state", state.as_str().to_owned()),
+                ];
+                metrics::counter!("tasker_tasks_finished_total", &labels).increment(1);
+                metrics::histogram!("tasker_task_duration_seconds", &labels).record(elapsed);
                 tracing::info!(task_uuid = %self.task.task_uuid, correlation_id = %self.task.correlation_id,
                     to_state = %state, "task finished");
             } else if let Target::WaitingForRetry(Some(due)) = planned.target {

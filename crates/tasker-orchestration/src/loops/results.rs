@@ -113,7 +113,12 @@ async fn writer(shared: Arc<Shared>, receiver: Arc<Mutex<mpsc::Receiver<Vec<Rece
     loop {
         let batch = receiver.lock().await.recv().await;
         let Some(batch) = batch else { return };
-        match process_batch(&shared, &batch).await {
+        let started = std::time::Instant::now();
+        metrics::histogram!("tasker_orchestration_batch_size").record(batch.len() as f64);
+        let outcome = process_batch(&shared, &batch).await;
+        metrics::histogram!("tasker_orchestration_batch_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match outcome {
             Ok(report) => after_commit(&shared, &report.retries_due, batch.len(), &report),
             Err(err) => {
                 // One bad message must not hold up the others: retry each on

@@ -7,6 +7,7 @@ use super::{InvalidTransition, ParseStateError};
 
 /// Where a workflow step is in its life. Mirrored 1:1 by
 /// `tasker.workflow_steps.state` and `tasker.workflow_step_transitions.to_state`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepState {

@@ -7,6 +7,7 @@ use super::{InvalidTransition, ParseStateError};
 
 /// Where a task is in its life. Mirrored 1:1 by `tasker.tasks.state` and the
 /// `to_state` of `tasker.task_transitions`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {

@@ -89,6 +89,7 @@ pub struct HandlerSpec {
 }
 
 /// A step's role (SPEC §4.6–§4.7).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepType {

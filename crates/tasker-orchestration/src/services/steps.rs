@@ -1,0 +1,95 @@
+//! Step operations: list, get, audit.
+
+use tasker_db::{result_audit, task, workflow_step, workflow_step_edge, workflow_step_transition};
+use tasker_types::api::{AttemptView, StepAudit, StepView, TransitionView};
+use tasker_types::ids::{StepUuid, TaskUuid};
+
+use super::views::step_view;
+use crate::Orchestrator;
+use crate::error::OrchestrationError;
+
+/// Every step of a task.
+///
+/// # Errors
+/// [`OrchestrationError::TaskNotFound`].
+pub async fn list(
+    orchestrator: &Orchestrator,
+    task: TaskUuid,
+) -> Result<Vec<StepView>, OrchestrationError> {
+    let pool = orchestrator.pool();
+    task::get(pool, task)
+        .await?
+        .ok_or(OrchestrationError::TaskNotFound(task))?;
+    let steps = workflow_step::list_for_task(pool, task).await?;
+    let edges = workflow_step_edge::list_for_task(pool, task).await?;
+    Ok(steps.iter().map(|s| step_view(s, &steps, &edges)).collect())
+}
+
+/// One step of a task.
+///
+/// # Errors
+/// [`OrchestrationError::TaskNotFound`], [`OrchestrationError::StepNotFound`].
+pub async fn get(
+    orchestrator: &Orchestrator,
+    task: TaskUuid,
+    step: StepUuid,
+) -> Result<StepView, OrchestrationError> {
+    list(orchestrator, task)
+        .await?
+        .into_iter()
+        .find(|s| s.workflow_step_uuid == step)
+        .ok_or(OrchestrationError::StepNotFound { task, step })
+}
+
+/// A step's attempts and transitions.
+///
+/// # Errors
+/// [`OrchestrationError::TaskNotFound`], [`OrchestrationError::StepNotFound`].
+pub async fn audit(
+    orchestrator: &Orchestrator,
+    task: TaskUuid,
+    step: StepUuid,
+) -> Result<StepAudit, OrchestrationError> {
+    let view = get(orchestrator, task, step).await?;
+    let pool = orchestrator.pool();
+    let attempts = result_audit::list_for_step(pool, step)
+        .await?
+        .into_iter()
+        .map(|a| AttemptView {
+            attempt: a.attempt,
+            outcome: match a.outcome {
+                result_audit::AuditOutcome::Success => "success",
+                result_audit::AuditOutcome::Failure => "failure",
+                result_audit::AuditOutcome::Manual => "manual",
+            }
+            .to_owned(),
+            accepted: a.accepted,
+            duration_ms: a.started_at.map(|s| (a.finished_at - s).num_milliseconds()),
+            result: a.result,
+            error: a.error,
+            worker_id: a.worker_id,
+            actor: a.actor,
+            reason: a.reason,
+            started_at: a.started_at,
+            finished_at: a.finished_at,
+        })
+        .collect();
+    let transitions = workflow_step_transition::list(pool, step)
+        .await?
+        .into_iter()
+        .map(|t| TransitionView {
+            from_state: t.from_state.map(|s| s.as_str().to_owned()),
+            to_state: t.to_state.as_str().to_owned(),
+            event: t.event,
+            attempt: Some(t.attempt),
+            processor_id: t.processor_id,
+            metadata: t.metadata,
+            created_at: t.created_at,
+        })
+        .collect();
+    Ok(StepAudit {
+        step: view,
+        attempts,
+        transitions,
+    })
+}

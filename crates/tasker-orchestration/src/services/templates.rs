@@ -1,0 +1,144 @@
+//! Template operations: register, validate, list, get.
+
+use serde_json::Value;
+use tasker_db::named_task::{self, Registration};
+use tasker_types::api::{
+    TemplateDetail, TemplateIssue, TemplateRegistration, TemplateSummary, ValidationReport,
+};
+use tasker_types::messages::QueueName;
+use tasker_types::template::{TaskTemplate, TemplateErrors};
+
+use crate::Orchestrator;
+use crate::error::OrchestrationError;
+
+/// A template as submitted.
+#[derive(Clone, Debug)]
+pub enum TemplateSource {
+    /// YAML text.
+    Yaml(String),
+    /// A JSON document.
+    Json(Value),
+}
+
+fn parse(source: TemplateSource) -> Result<TaskTemplate, TemplateErrors> {
+    match source {
+        TemplateSource::Yaml(text) => TaskTemplate::from_yaml(&text, None),
+        TemplateSource::Json(value) => TaskTemplate::from_json_value(value, None),
+    }
+}
+
+fn summary_of(
+    template: &TaskTemplate,
+    created_at: chrono::DateTime<chrono::Utc>,
+) -> TemplateSummary {
+    TemplateSummary {
+        namespace: template.namespace_name.clone(),
+        name: template.name.clone(),
+        version: template.version.clone(),
+        description: template.description.clone(),
+        step_count: template.steps.len(),
+        created_at,
+    }
+}
+
+/// Validates and registers a template, and creates its worker queue.
+/// Nothing is written when it is invalid or conflicts.
+///
+/// # Errors
+/// [`OrchestrationError::InvalidTemplate`] listing every problem;
+/// `Db(TemplateConflict)` for changed content under a registered version.
+pub async fn register(
+    orchestrator: &Orchestrator,
+    source: TemplateSource,
+) -> Result<TemplateRegistration, OrchestrationError> {
+    let template = parse(source).map_err(OrchestrationError::InvalidTemplate)?;
+    let queue = QueueName::worker(&template.namespace_name)
+        .map_err(|e| OrchestrationError::BadRequest(e.to_string()))?;
+    let mut tx = orchestrator.pool().begin().await?;
+    let registration = named_task::register(&mut tx, &template).await?;
+    tx.commit().await?;
+    orchestrator.queue().ensure_queue(&queue).await?;
+    let (status, stored) = match &registration {
+        Registration::Created(t) => ("created", t),
+        Registration::Unchanged(t) => ("unchanged", t),
+    };
+    Ok(TemplateRegistration {
+        status: status.to_owned(),
+        template: summary_of(&stored.template, stored.created_at),
+    })
+}
+
+/// Checks a template without registering it.
+pub fn validate(source: TemplateSource) -> ValidationReport {
+    match parse(source) {
+        Ok(template) => ValidationReport {
+            valid: true,
+            errors: Vec::new(),
+            template: Some(summary_of(&template, chrono::Utc::now())),
+        },
+        Err(errors) => ValidationReport {
+            valid: false,
+            errors: issues(&errors),
+            template: None,
+        },
+    }
+}
+
+/// The problems of an invalid template, for API bodies.
+pub fn issues(errors: &TemplateErrors) -> Vec<TemplateIssue> {
+    errors
+        .iter()
+        .map(|e| TemplateIssue {
+            step: e.step.clone(),
+            field: e.field.clone(),
+            message: e.message.clone(),
+        })
+        .collect()
+}
+
+/// Registered templates, optionally of one namespace.
+///
+/// # Errors
+/// [`OrchestrationError`] on database failure.
+pub async fn list(
+    orchestrator: &Orchestrator,
+    namespace: Option<&str>,
+) -> Result<Vec<TemplateSummary>, OrchestrationError> {
+    Ok(named_task::list(orchestrator.pool(), namespace)
+        .await?
+        .into_iter()
+        .map(|t| TemplateSummary {
+            namespace: t.namespace,
+            name: t.name,
+            version: t.version,
+            description: t.description,
+            step_count: t.step_count,
+            created_at: t.created_at,
+        })
+        .collect())
+}
+
+/// One registered template.
+///
+/// # Errors
+/// [`OrchestrationError::TemplateNotFound`].
+pub async fn get(
+    orchestrator: &Orchestrator,
+    namespace: &str,
+    name: &str,
+    version: &str,
+) -> Result<TemplateDetail, OrchestrationError> {
+    let stored = named_task::get(orchestrator.pool(), namespace, name, version)
+        .await?
+        .ok_or_else(|| OrchestrationError::TemplateNotFound {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            version: Some(version.to_owned()),
+        })?;
+    Ok(TemplateDetail {
+        summary: summary_of(&stored.template, stored.created_at),
+        content_hash: stored.content_hash.clone(),
+        template: serde_json::to_value(&stored.template)
+            .map_err(|e| OrchestrationError::Corrupt(e.to_string()))?,
+    })
+}

@@ -1,0 +1,255 @@
+//! Request extractors that enforce SPEC §8.1's limits and answer every
+//! rejection with the documented error body: JSON bodies (size, nesting
+//! depth, field-level type errors), UUID path segments, query strings, and
+//! template bodies in YAML or JSON.
+
+use axum::body::Bytes;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::state::AppState;
+use crate::services::templates::TemplateSource;
+
+/// Reads the body under the configured size limit.
+async fn body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    let limit = state.web.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body exceeds {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let collected = http_body_util::Limited::new(req.into_body(), limit);
+    match http_body_util::BodyExt::collect(collected).await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(err) => Err(ApiError::bad_request(
+            "bad_request",
+            format!("cannot read the request body: {err}"),
+        )),
+    }
+}
+
+fn content_type(req: &Request) -> String {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+fn is_json(content_type: &str) -> bool {
+    content_type == "application/json" || content_type.ends_with("+json")
+}
+
+/// The nesting depth of a JSON text, counted without parsing it, so a
+/// hostile body is refused before serde sees it.
+fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T, ApiError> {
+    let depth = json_depth(bytes);
+    if depth > max_depth {
+        return Err(ApiError::bad_request(
+            "too_deep",
+            format!("JSON nests {depth} levels deep; the limit is {max_depth}"),
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::bad_request(
+                "invalid_json",
+                format!("request body is not valid JSON: {inner}"),
+            )
+        } else {
+            let field = (path != ".").then_some(path);
+            let message = match &field {
+                Some(field) => format!("field `{field}`: {inner}"),
+                None => inner.to_string(),
+            };
+            ApiError::bad_request("validation_failed", message)
+                .with_details(json!({ "field": field }))
+        }
+    })
+}
+
+/// A JSON body, size- and depth-limited, with field-level errors.
+#[derive(Debug)]
+pub(crate) struct ApiJson<T>(pub(crate) T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let state = AppState::from_ref(state);
+        let kind = content_type(&req);
+        if !is_json(&kind) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = body(req, &state).await?;
+        parse_json(&bytes, state.web.max_json_depth).map(ApiJson)
+    }
+}
+
+/// A template body: YAML (`application/yaml`, `text/yaml`, …) or JSON.
+#[derive(Debug)]
+pub(crate) struct TemplateBody(pub(crate) TemplateSource);
+
+impl<S> FromRequest<S> for TemplateBody
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let state = AppState::from_ref(state);
+        let kind = content_type(&req);
+        let yaml = matches!(
+            kind.as_str(),
+            "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml"
+        );
+        if !yaml && !is_json(&kind) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the template as YAML (`Content-Type: application/yaml`) or JSON",
+            ));
+        }
+        let bytes = body(req, &state).await?;
+        if yaml {
+            let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+                ApiError::bad_request("invalid_yaml", "the template is not UTF-8 text")
+            })?;
+            Ok(TemplateBody(TemplateSource::Yaml(text)))
+        } else {
+            parse_json(&bytes, state.web.max_json_depth)
+                .map(|v| TemplateBody(TemplateSource::Json(v)))
+        }
+    }
+}
+
+/// Query parameters, with 400s that name the parameter.
+#[derive(Debug)]
+pub(crate) struct ApiQuery<T>(pub(crate) T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded_from_str(query).map(ApiQuery)
+    }
+}
+
+fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    axum::extract::Query::<T>::try_from_uri(
+        &format!("/?{query}")
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid_query", "the query string is malformed"))?,
+    )
+    .map(|q| q.0)
+    .map_err(|err| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("invalid query parameters: {}", err.body_text()),
+        )
+    })
+}
+
+/// Parses a UUID path segment, answering 400 when it is not one.
+pub(crate) fn uuid_param<T: From<Uuid>>(raw: &str, what: &str) -> Result<T, ApiError> {
+    Uuid::parse_str(raw).map(T::from).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_uuid",
+            format!("`{raw}` is not a valid {what} UUID"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_is_counted_outside_strings_only() {
+        assert_eq!(json_depth(br#"{"a": [1, {"b": 2}]}"#), 3);
+        assert_eq!(json_depth(br#"{"a": "[[[[{{{{", "b": "\"[{"}"#), 1);
+        assert_eq!(json_depth(b"1"), 0);
+        let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
+        assert_eq!(json_depth(deep.as_bytes()), 40);
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Req {
+            name: String,
+            priority: i32,
+        }
+        let err = parse_json::<Req>(br#"{"name": "x", "priority": "high"}"#, 32).unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert!(format!("{err:?}").contains("field `priority`"), "{err:?}");
+        let err = parse_json::<Req>(b"{not json", 32).unwrap_err();
+        assert!(format!("{err:?}").contains("invalid_json"), "{err:?}");
+    }
+}
