@@ -9,6 +9,7 @@
 //!   expected state (and attempt, for worker writes) that writes its
 //!   transition row in the same transaction; zero rows changed is
 //!   [`DbError::TransitionConflict`].
+//! - [`dev_cluster`]: a private PostgreSQL cluster for dev mode and tests.
 //! - [`testing`] (feature `testing`): a fresh migrated database per test.
 //!
 //! Functions take `&mut PgConnection` (or any executor for reads) so callers
@@ -20,6 +21,7 @@ mod migrate;
 mod pool;
 mod transition;
 
+pub mod dev_cluster;
 pub mod execution_context;
 pub mod named_task;
 pub mod result_audit;

@@ -10,7 +10,10 @@
 //! an hour.
 //!
 //! The server comes from `DATABASE_URL` (any database on it; the helper
-//! needs the right to create databases).
+//! needs the right to create databases). Without it, the helper starts the
+//! same private cluster `tasker-ctl dev` uses, in
+//! `$TMPDIR/tasker-test-cluster`, and leaves it running for the next test
+//! run (`pg_ctl -D $TMPDIR/tasker-test-cluster stop` stops it).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -75,7 +78,7 @@ impl TestDb {
     /// A connection URL for the test database, for processes under test:
     /// `DATABASE_URL` with its database replaced.
     pub fn url(&self) -> String {
-        let base = std::env::var("DATABASE_URL").unwrap_or_default();
+        let base = server_url().unwrap_or_default();
         let (url, query) = base
             .split_once('?')
             .map_or((base.as_str(), ""), |(u, q)| (u, q));
@@ -123,14 +126,28 @@ impl Drop for TestDb {
     }
 }
 
+static SERVER_URL: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+
+/// `DATABASE_URL`, or the private test cluster's URL (started on first use).
+fn server_url() -> Result<String, DbError> {
+    SERVER_URL
+        .get_or_init(|| match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Ok(url),
+            _ => {
+                let dir = std::env::temp_dir().join("tasker-test-cluster");
+                crate::dev_cluster::DevCluster::start(&dir)
+                    .map(|cluster| cluster.keep_running().url("postgres"))
+                    .map_err(|e| {
+                        format!("no DATABASE_URL, and the private test cluster failed: {e}")
+                    })
+            }
+        })
+        .clone()
+        .map_err(|message| DbError::Database(sqlx::Error::Configuration(message.into())))
+}
+
 fn server_options() -> Result<PgConnectOptions, DbError> {
-    let url = std::env::var("DATABASE_URL").map_err(|_| {
-        DbError::Database(sqlx::Error::Configuration(
-            "DATABASE_URL must point at a PostgreSQL server the tests may create databases on"
-                .into(),
-        ))
-    })?;
-    Ok(url.parse::<PgConnectOptions>()?)
+    Ok(server_url()?.parse::<PgConnectOptions>()?)
 }
 
 fn unix_now() -> u64 {
