@@ -34,4 +34,4 @@ pub use error::WorkerError;
 pub use handler::{HandlerError, HandlerResult, StepContext, StepHandler, Success, to_outcome};
 pub use registry::HandlerRegistry;
 pub use runtime::Worker;
-pub use runtime::templates::register_template_files;
+pub use runtime::templates::{register_template_files, register_template_sources};

@@ -3,6 +3,7 @@
 //! the `rust-worker` binary runs them with the built-in `tasker::*` handlers.
 
 mod ecommerce;
+pub mod examples;
 mod numbers;
 
 use tasker_worker::HandlerRegistry;

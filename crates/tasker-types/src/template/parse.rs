@@ -67,6 +67,9 @@ impl TaskTemplate {
         check_size(text.len(), file)?;
         let mut options = serde_saphyr::Options::default();
         options.with_snippet = false;
+        // YAML 1.2 booleans only: `no`, `on`, `y` … stay strings, so a step
+        // or namespace called `no` is not silently read as `false`.
+        options.strict_booleans = true;
         let value: Value = serde_saphyr::from_str_with_options(text, options)
             .map_err(|err| single(file, None, None, format!("invalid YAML: {err}")))?;
         Self::from_json_value(value, file)

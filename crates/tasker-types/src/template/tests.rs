@@ -313,3 +313,17 @@ fn oversized_sources_are_refused_before_parsing() {
     let err = parse(&huge).unwrap_err().to_string();
     assert!(err.contains("the limit is 1048576"), "{err}");
 }
+
+#[test]
+fn yaml_1_1_boolean_words_stay_strings() {
+    let t = parse("name: t\nnamespace_name: no\nversion: 1.0.0\nsteps:\n  - { name: on, handler: { callable: y } }\n")
+        .unwrap();
+    assert_eq!(t.namespace_name, "no");
+    assert_eq!(t.steps[0].name, "on");
+    assert_eq!(t.steps[0].handler.callable, "y");
+    let retry = parse(&with_steps(
+        "  - { name: a, handler: { callable: x }, retry: { retryable: false } }\n",
+    ))
+    .unwrap();
+    assert!(!retry.steps[0].retry.retryable, "true and false still work");
+}

@@ -28,20 +28,38 @@ pub async fn register_template_files(
         collect_yaml(path, &mut files)?;
     }
     files.sort();
-    let mut registered = Vec::new();
+    let mut sources = Vec::with_capacity(files.len());
     for file in files {
         let text = std::fs::read_to_string(&file).map_err(|source| WorkerError::Io {
             path: file.clone(),
             source,
         })?;
-        let template = TaskTemplate::from_yaml(&text, Some(&file.display().to_string()))?;
+        sources.push((file.display().to_string(), text));
+    }
+    register_template_sources(pool, queue, &sources).await
+}
+
+/// Registers templates given as `(label, YAML)` pairs (the label names the
+/// source in errors) and creates their worker queues.
+///
+/// # Errors
+/// [`WorkerError::Template`] for an invalid template, `Db(TemplateConflict)`
+/// for changed content under a registered version.
+pub async fn register_template_sources(
+    pool: &PgPool,
+    queue: &dyn MessageQueue,
+    sources: &[(String, String)],
+) -> Result<Vec<TaskTemplate>, WorkerError> {
+    let mut registered = Vec::new();
+    for (label, text) in sources {
+        let template = TaskTemplate::from_yaml(text, Some(label))?;
         let mut conn = pool.acquire().await?;
         let outcome = named_task::register(&mut conn, &template).await?;
         let queue_name = QueueName::worker(&template.namespace_name)
             .map_err(|e| WorkerError::Db(tasker_db::DbError::Corrupt(e.to_string())))?;
         queue.ensure_queue(&queue_name).await?;
         tracing::info!(
-            file = %file.display(), namespace = %template.namespace_name, name = %template.name,
+            source = %label, namespace = %template.namespace_name, name = %template.name,
             version = %template.version, new = matches!(outcome, Registration::Created(_)),
             "template registered"
         );

@@ -1,0 +1,308 @@
+//! A typed client for Tasker's REST API (SPEC §8.1).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tasker_client::ClientError> {
+//! use tasker_client::Client;
+//! use tasker_types::api::TaskRequest;
+//!
+//! let client = Client::new("http://127.0.0.1:8080")?;
+//! let task = client
+//!     .create_task(&TaskRequest::new("linear_workflow", "mathematical_sequence", serde_json::json!({"value": 6})))
+//!     .await?;
+//! println!("{} is {}", task.task_uuid, task.state);
+//! # Ok(()) }
+//! ```
+//!
+//! API errors come back as [`ClientError::Api`] with the server's `code`,
+//! `message` and `details`, so callers branch on codes, not on text.
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tasker_types::api::{
+    ErrorBody, HealthReport, StepAudit, StepView, TaskList, TaskListQuery, TaskRequest, TaskView,
+    TemplateDetail, TemplateRegistration, TemplateSummary, ValidationReport,
+};
+use tasker_types::ids::{StepUuid, TaskUuid};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error body.
+    #[error("{message} ({status} {code})")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The stable error code, e.g. `duplicate_task`.
+        code: String,
+        /// The server's explanation.
+        message: String,
+        /// Structured details.
+        details: Value,
+    },
+    /// The server could not be reached or did not answer in time.
+    #[error("cannot reach the Tasker server at {url}: {source}")]
+    Transport {
+        /// The server's base URL.
+        url: String,
+        /// The underlying error.
+        source: reqwest::Error,
+    },
+    /// The server answered with something this client does not understand.
+    #[error("unexpected response from the server ({status}): {message}")]
+    Decode {
+        /// HTTP status.
+        status: u16,
+        /// What went wrong.
+        message: String,
+    },
+    /// The base URL is not usable.
+    #[error("`{0}` is not an http(s) URL")]
+    InvalidUrl(String),
+}
+
+impl ClientError {
+    /// The API error code, if the server sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// A Tasker REST client. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8080`),
+    /// with a 30-second request timeout.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidUrl`] for a non-http(s) URL.
+    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        Self::with_timeout(base_url, Duration::from_secs(30))
+    }
+
+    /// A client with a custom request timeout.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidUrl`] for a non-http(s) URL.
+    pub fn with_timeout(base_url: &str, timeout: Duration) -> Result<Self, ClientError> {
+        let base = base_url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ClientError::InvalidUrl(base_url.to_owned()));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("tasker-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|source| ClientError::Transport {
+                url: base.clone(),
+                source,
+            })?;
+        Ok(Self { http, base })
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    async fn send<T: DeserializeOwned>(&self, builder: RequestBuilder) -> Result<T, ClientError> {
+        self.send_accepting(builder, &[]).await
+    }
+
+    /// Sends, treating `also_ok` statuses as successes (e.g. 503 from readiness).
+    async fn send_accepting<T: DeserializeOwned>(
+        &self,
+        builder: RequestBuilder,
+        also_ok: &[StatusCode],
+    ) -> Result<T, ClientError> {
+        let transport = |source| ClientError::Transport {
+            url: self.base.clone(),
+            source,
+        };
+        let response = builder.send().await.map_err(transport)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(transport)?;
+        if status.is_success() || also_ok.contains(&status) {
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+                status: status.as_u16(),
+                message: e.to_string(),
+            });
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => Err(ClientError::Api {
+                status: status.as_u16(),
+                code: body.error.code,
+                message: body.error.message,
+                details: body.error.details,
+            }),
+            Err(_) => Err(ClientError::Decode {
+                status: status.as_u16(),
+                message: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+            }),
+        }
+    }
+
+    /// `POST /v1/tasks`.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`] with `template_not_found`, `schema_mismatch`,
+    /// `duplicate_task` (details carry the existing `task_uuid`), …
+    pub async fn create_task(&self, request: &TaskRequest) -> Result<TaskView, ClientError> {
+        self.send(self.request(Method::POST, "/v1/tasks").json(request))
+            .await
+    }
+
+    /// `GET /v1/tasks/{uuid}`.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`] with `task_not_found`.
+    pub async fn get_task(&self, task: TaskUuid) -> Result<TaskView, ClientError> {
+        self.send(self.request(Method::GET, &format!("/v1/tasks/{task}")))
+            .await
+    }
+
+    /// `GET /v1/tasks`.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`] for invalid filters.
+    pub async fn list_tasks(&self, query: &TaskListQuery) -> Result<TaskList, ClientError> {
+        self.send(self.request(Method::GET, "/v1/tasks").query(query))
+            .await
+    }
+
+    /// `DELETE /v1/tasks/{uuid}`.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`] with `task_not_found` or `already_finished`.
+    pub async fn cancel_task(
+        &self,
+        task: TaskUuid,
+        reason: Option<&str>,
+    ) -> Result<TaskView, ClientError> {
+        let mut builder = self.request(Method::DELETE, &format!("/v1/tasks/{task}"));
+        if let Some(reason) = reason {
+            builder = builder.query(&[("reason", reason)]);
+        }
+        self.send(builder).await
+    }
+
+    /// `GET /v1/tasks/{uuid}/workflow_steps`.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`] with `task_not_found`.
+    pub async fn list_steps(&self, task: TaskUuid) -> Result<Vec<StepView>, ClientError> {
+        self.send(self.request(Method::GET, &format!("/v1/tasks/{task}/workflow_steps")))
+            .await
+    }
+
+    /// `GET /v1/tasks/{uuid}/workflow_steps/{step_uuid}`.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`] with `task_not_found` or `step_not_found`.
+    pub async fn get_step(&self, task: TaskUuid, step: StepUuid) -> Result<StepView, ClientError> {
+        self.send(self.request(
+            Method::GET,
+            &format!("/v1/tasks/{task}/workflow_steps/{step}"),
+        ))
+        .await
+    }
+
+    /// `GET /v1/tasks/{uuid}/workflow_steps/{step_uuid}/audit`.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`] with `task_not_found` or `step_not_found`.
+    pub async fn step_audit(
+        &self,
+        task: TaskUuid,
+        step: StepUuid,
+    ) -> Result<StepAudit, ClientError> {
+        self.send(self.request(
+            Method::GET,
+            &format!("/v1/tasks/{task}/workflow_steps/{step}/audit"),
+        ))
+        .await
+    }
+
+    /// `GET /v1/templates`.
+    ///
+    /// # Errors
+    /// [`ClientError`] on transport failure.
+    pub async fn list_templates(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<Vec<TemplateSummary>, ClientError> {
+        let mut builder = self.request(Method::GET, "/v1/templates");
+        if let Some(namespace) = namespace {
+            builder = builder.query(&[("namespace", namespace)]);
+        }
+        self.send(builder).await
+    }
+
+    /// `GET /v1/templates/{namespace}/{name}/{version}`.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`] with `template_not_found`.
+    pub async fn get_template(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<TemplateDetail, ClientError> {
+        self.send(self.request(
+            Method::GET,
+            &format!("/v1/templates/{namespace}/{name}/{version}"),
+        ))
+        .await
+    }
+
+    /// `POST /v1/templates` with a YAML body.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`] with `invalid_template` (details list every
+    /// problem) or `template_conflict`.
+    pub async fn register_template(&self, yaml: &str) -> Result<TemplateRegistration, ClientError> {
+        let builder = self
+            .request(Method::POST, "/v1/templates")
+            .header(reqwest::header::CONTENT_TYPE, "application/yaml")
+            .body(yaml.to_owned());
+        self.send(builder).await
+    }
+
+    /// `POST /v1/templates/validate` with a YAML body.
+    ///
+    /// # Errors
+    /// [`ClientError`] on transport failure.
+    pub async fn validate_template(&self, yaml: &str) -> Result<ValidationReport, ClientError> {
+        let builder = self
+            .request(Method::POST, "/v1/templates/validate")
+            .header(reqwest::header::CONTENT_TYPE, "application/yaml")
+            .body(yaml.to_owned());
+        self.send(builder).await
+    }
+
+    /// `GET /health/detailed` (an unhealthy server's report is returned, not an error).
+    ///
+    /// # Errors
+    /// [`ClientError::Transport`] when the server cannot be reached.
+    pub async fn health(&self) -> Result<HealthReport, ClientError> {
+        self.send_accepting(
+            self.request(Method::GET, "/health/detailed"),
+            &[StatusCode::SERVICE_UNAVAILABLE],
+        )
+        .await
+    }
+}

@@ -1,0 +1,7 @@
+//! One module per command group.
+
+pub(crate) mod config;
+pub(crate) mod dev;
+pub(crate) mod health;
+pub(crate) mod task;
+pub(crate) mod template;

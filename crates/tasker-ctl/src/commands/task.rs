@@ -1,0 +1,349 @@
+//! `tasker-ctl task …`.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::Value;
+use tasker_client::Client;
+use tasker_types::api::{StepView, TaskListQuery, TaskRequest, TaskView};
+use tasker_types::ids::TaskUuid;
+use tasker_types::state::{StepState, TaskState};
+
+use crate::cli::{CreateArgs, ListArgs, Output, TaskCommand};
+use crate::exit::{CtlResult, FAILED, Failure, TIMEOUT, USAGE};
+use crate::output::{Table, cell, json};
+
+/// How often `--wait` and `watch` look at the task.
+const POLL: Duration = Duration::from_millis(200);
+
+pub(crate) async fn run(client: &Client, output: Output, command: TaskCommand) -> CtlResult {
+    match command {
+        TaskCommand::Create(args) => create(client, output, args).await,
+        TaskCommand::Get { task } => {
+            let view = client.get_task(task).await?;
+            show_task(output, &view)
+        }
+        TaskCommand::List(args) => list(client, output, args).await,
+        TaskCommand::Cancel { task, reason } => {
+            let view = client.cancel_task(task, reason.as_deref()).await?;
+            match output {
+                Output::Json => json(&view),
+                Output::Table => {
+                    println!("task {} cancelled", view.task_uuid);
+                    Ok(())
+                }
+            }
+        }
+        TaskCommand::Steps { task } => {
+            let steps = client.list_steps(task).await?;
+            match output {
+                Output::Json => json(&steps),
+                Output::Table => {
+                    step_table(&steps).print();
+                    Ok(())
+                }
+            }
+        }
+        TaskCommand::Step { task, step } => {
+            let step = client.get_step(task, step).await?;
+            match output {
+                Output::Json => json(&step),
+                Output::Table => {
+                    step_table(std::slice::from_ref(&step)).print();
+                    if let Some(error) = &step.last_error {
+                        println!("\nlast error: {error}");
+                    }
+                    Ok(())
+                }
+            }
+        }
+        TaskCommand::Audit { task, step } => {
+            let audit = client.step_audit(task, step).await?;
+            match output {
+                Output::Json => json(&audit),
+                Output::Table => {
+                    println!(
+                        "step {} ({}) is {}\n",
+                        audit.step.name, audit.step.workflow_step_uuid, audit.step.state
+                    );
+                    let mut attempts = Table::new(&[
+                        "ATTEMPT",
+                        "OUTCOME",
+                        "ACCEPTED",
+                        "WORKER",
+                        "MS",
+                        "RESULT / ERROR",
+                    ]);
+                    for a in &audit.attempts {
+                        let detail = a
+                            .result
+                            .as_ref()
+                            .or(a.error.as_ref())
+                            .cloned()
+                            .unwrap_or(Value::Null);
+                        attempts.row(vec![
+                            a.attempt.to_string(),
+                            a.outcome.clone(),
+                            a.accepted.to_string(),
+                            a.worker_id.clone().unwrap_or_else(|| "-".into()),
+                            a.duration_ms
+                                .map_or_else(|| "-".into(), |ms| ms.to_string()),
+                            cell(&detail, 60),
+                        ]);
+                    }
+                    attempts.print();
+                    println!();
+                    let mut transitions =
+                        Table::new(&["AT", "FROM", "TO", "EVENT", "ATTEMPT", "BY"]);
+                    for t in &audit.transitions {
+                        transitions.row(vec![
+                            t.created_at.format("%H:%M:%S%.3f").to_string(),
+                            t.from_state.clone().unwrap_or_else(|| "-".into()),
+                            t.to_state.clone(),
+                            t.event.clone(),
+                            t.attempt.map_or_else(|| "-".into(), |a| a.to_string()),
+                            t.processor_id.clone().unwrap_or_else(|| "-".into()),
+                        ]);
+                    }
+                    transitions.print();
+                    Ok(())
+                }
+            }
+        }
+        TaskCommand::Watch { task, timeout } => {
+            let view = wait_for(
+                client,
+                task,
+                Duration::from_secs(timeout),
+                output == Output::Table,
+            )
+            .await?;
+            show_task(output, &view)?;
+            outcome(&view)
+        }
+    }
+}
+
+fn parse_context(raw: &str) -> CtlResult<Value> {
+    let text = match raw.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| Failure::new(USAGE, format!("cannot read {path}: {e}")))?,
+        None => raw.to_owned(),
+    };
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| Failure::new(USAGE, format!("--context is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Failure::new(USAGE, "--context must be a JSON object"));
+    }
+    Ok(value)
+}
+
+async fn create(client: &Client, output: Output, args: CreateArgs) -> CtlResult {
+    let request = TaskRequest {
+        version: args.version,
+        tags: args.tags,
+        priority: args.priority,
+        initiator: args.initiator,
+        reason: args.reason,
+        idempotency_key: args.idempotency_key,
+        ..TaskRequest::new(args.namespace, args.name, parse_context(&args.context)?)
+    };
+    let created = client.create_task(&request).await?;
+    if !args.wait {
+        return show_task(output, &created);
+    }
+    if output == Output::Table {
+        println!(
+            "task {} created ({}/{} {})",
+            created.task_uuid, created.namespace, created.name, created.version
+        );
+    }
+    let view = wait_for(
+        client,
+        created.task_uuid,
+        Duration::from_secs(args.timeout),
+        output == Output::Table,
+    )
+    .await?;
+    show_task(output, &view)?;
+    outcome(&view)
+}
+
+/// The exit code of a finished task: 0 when complete (or resolved by hand).
+pub(crate) fn outcome(view: &TaskView) -> CtlResult {
+    match view.state {
+        TaskState::Complete | TaskState::ResolvedManually => Ok(()),
+        state => Err(Failure::new(
+            FAILED,
+            format!("task {} finished {state}", view.task_uuid),
+        )),
+    }
+}
+
+/// Polls until the task is terminal, drawing progress on a terminal.
+pub(crate) async fn wait_for(
+    client: &Client,
+    task: TaskUuid,
+    limit: Duration,
+    show: bool,
+) -> CtlResult<TaskView> {
+    let bar = if show && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} steps  {elapsed}  {msg}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Some(bar)
+    } else {
+        None
+    };
+    let started = Instant::now();
+    loop {
+        let view = client.get_task(task).await?;
+        if let Some(bar) = &bar {
+            let steps = view.steps.as_deref().unwrap_or_default();
+            bar.set_length(u64::from(view.step_counts.total));
+            bar.set_position(u64::from(view.step_counts.complete));
+            bar.set_message(progress_message(&view, steps));
+        }
+        if view.state.is_terminal() {
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            return Ok(view);
+        }
+        if started.elapsed() > limit {
+            if let Some(bar) = bar {
+                bar.abandon();
+            }
+            return Err(Failure::new(
+                TIMEOUT,
+                format!(
+                    "task {task} is still {} after {}s",
+                    view.state,
+                    limit.as_secs()
+                ),
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn progress_message(view: &TaskView, steps: &[StepView]) -> String {
+    let running: Vec<&str> = steps
+        .iter()
+        .filter(|s| matches!(s.state, StepState::InProgress | StepState::Enqueued))
+        .map(|s| s.name.as_str())
+        .collect();
+    let retrying = steps
+        .iter()
+        .filter(|s| s.state == StepState::WaitingForRetry)
+        .count();
+    let mut message = view.state.to_string();
+    if !running.is_empty() {
+        message.push_str(&format!(" · running {}", running.join(", ")));
+    }
+    if retrying > 0 {
+        message.push_str(&format!(" · {retrying} waiting to retry"));
+    }
+    message
+}
+
+async fn list(client: &Client, output: Output, args: ListArgs) -> CtlResult {
+    let query = TaskListQuery {
+        namespace: args.namespace,
+        name: args.name,
+        state: args.state,
+        before: args.before,
+        limit: Some(args.limit),
+        ..TaskListQuery::default()
+    };
+    let page = client.list_tasks(&query).await?;
+    match output {
+        Output::Json => json(&page),
+        Output::Table => {
+            let mut table = Table::new(&["TASK", "TEMPLATE", "STATE", "STEPS", "CREATED"]);
+            for t in &page.tasks {
+                table.row(vec![
+                    t.task_uuid.to_string(),
+                    format!("{}/{}@{}", t.namespace, t.name, t.version),
+                    t.state.to_string(),
+                    format!("{}/{}", t.step_counts.complete, t.step_counts.total),
+                    t.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                ]);
+            }
+            table.print();
+            if let Some(cursor) = page.next_cursor {
+                println!("\nmore: --before {cursor}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn show_task(output: Output, view: &TaskView) -> CtlResult {
+    match output {
+        Output::Json => json(view),
+        Output::Table => {
+            println!("task        {}", view.task_uuid);
+            println!(
+                "template    {}/{}@{}",
+                view.namespace, view.name, view.version
+            );
+            println!(
+                "state       {} ({})",
+                view.state,
+                serde_json::to_value(view.execution_status)
+                    .unwrap_or_default()
+                    .as_str()
+                    .unwrap_or("")
+            );
+            println!(
+                "steps       {} complete, {} in progress, {} pending, {} error, of {}",
+                view.step_counts.complete,
+                view.step_counts.in_progress,
+                view.step_counts.pending,
+                view.step_counts.error,
+                view.step_counts.total
+            );
+            println!(
+                "created     {}",
+                view.created_at.format("%Y-%m-%d %H:%M:%S%.3f")
+            );
+            if let Some(done) = view.completed_at {
+                let ms = (done - view.created_at).num_milliseconds();
+                println!(
+                    "finished    {} ({ms} ms)",
+                    done.format("%Y-%m-%d %H:%M:%S%.3f")
+                );
+            }
+            if let Some(steps) = &view.steps {
+                println!();
+                step_table(steps).print();
+            }
+            Ok(())
+        }
+    }
+}
+
+fn step_table(steps: &[StepView]) -> Table {
+    let mut table = Table::new(&["STEP", "STATE", "ATTEMPTS", "RESULT / ERROR"]);
+    for s in steps {
+        let detail = s
+            .results
+            .as_ref()
+            .or(s.last_error.as_ref())
+            .cloned()
+            .unwrap_or(Value::Null);
+        table.row(vec![
+            s.name.clone(),
+            s.state.to_string(),
+            format!("{}/{}", s.attempts, s.max_attempts),
+            cell(&detail, 70),
+        ]);
+    }
+    table
+}

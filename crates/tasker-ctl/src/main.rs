@@ -1,0 +1,75 @@
+//! `tasker-ctl`: Tasker's command line (SPEC §9).
+//!
+//! Exit codes: 0 success; 1 the task (or template, or check) failed; 2 bad
+//! usage or input; 3 the server refused or could not be reached; 4 timed out
+//! waiting.
+
+mod cli;
+mod commands;
+mod exit;
+mod output;
+mod stack;
+mod visualize;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tasker_client::Client;
+
+use crate::cli::{Cli, Command};
+use crate::exit::{CtlResult, Failure, USAGE};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber_filter(default);
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn tracing_subscriber_filter(default: &str) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+}
+
+async fn run(cli: Cli) -> CtlResult {
+    let client = || Client::new(&cli.url).map_err(|e| Failure::new(USAGE, e.to_string()));
+    match cli.command {
+        Command::Task(command) => commands::task::run(&client()?, cli.output, command).await,
+        Command::Template(command) => {
+            commands::template::run(&client()?, cli.output, command).await
+        }
+        Command::Health => commands::health::run(&client()?, cli.output).await,
+        Command::Config(command) => commands::config::run(cli.output, command),
+        Command::Dev(args) => {
+            init_logging("info,sqlx=warn");
+            commands::dev::dev(args).await
+        }
+        Command::Demo(args) => {
+            init_logging("warn,sqlx=error");
+            commands::dev::demo(args, cli.output).await
+        }
+    }
+}
