@@ -25,6 +25,7 @@
 mod check;
 mod database;
 mod error;
+mod event_system;
 mod execution;
 mod interpolate;
 mod layers;
@@ -41,6 +42,7 @@ use serde::Deserialize;
 
 pub use database::{DatabaseConfig, redact_url_password};
 pub use error::ConfigError;
+pub use event_system::{DeploymentMode, EventSystemConfig};
 pub use execution::ExecutionConfig;
 pub use layers::KNOWN_ENVIRONMENTS;
 pub use messaging::{MessagingBackend, MessagingConfig};

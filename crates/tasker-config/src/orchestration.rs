@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::check::{in_range, millis};
 use crate::error::ConfigError;
+use crate::event_system::{self, EventSystemConfig};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,6 +17,8 @@ pub(crate) struct RawOrchestration {
     result_visibility_timeout_ms: u64,
     result_channel_capacity: usize,
     result_processors: usize,
+    deployment_mode: String,
+    polling_interval_ms: u64,
     fallback_poll_interval_ms: u64,
     retry_timer_slack_ms: u64,
     shutdown_timeout_ms: u64,
@@ -34,8 +37,8 @@ pub struct OrchestrationConfig {
     pub result_channel_capacity: NonZeroUsize,
     /// Concurrent batch writers.
     pub result_processors: NonZeroUsize,
-    /// Fallback poll interval.
-    pub fallback_poll_interval: Duration,
+    /// How the result loop learns of new work.
+    pub events: EventSystemConfig,
     /// Delay added to retry timers.
     pub retry_timer_slack: Duration,
     /// Soft-shutdown budget.
@@ -68,11 +71,11 @@ impl RawOrchestration {
                 10_000,
             )?,
             result_processors: non_zero(&k("result_processors"), self.result_processors, 64)?,
-            fallback_poll_interval: millis(
-                &k("fallback_poll_interval_ms"),
+            events: event_system::parse(
+                "orchestration",
+                &self.deployment_mode,
+                self.polling_interval_ms,
                 self.fallback_poll_interval_ms,
-                10,
-                3_600_000,
             )?,
             retry_timer_slack: millis(
                 &k("retry_timer_slack_ms"),

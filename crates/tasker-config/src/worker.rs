@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::check::millis;
 use crate::error::ConfigError;
+use crate::event_system::{self, EventSystemConfig};
 use crate::orchestration::non_zero;
 
 #[derive(Debug, Deserialize)]
@@ -19,6 +20,8 @@ pub(crate) struct RawWorker {
     concurrency: usize,
     lease_ms: u64,
     lease_renew_interval_ms: u64,
+    deployment_mode: String,
+    polling_interval_ms: u64,
     fallback_poll_interval_ms: u64,
     completion_channel_capacity: usize,
     completion_batch_size: usize,
@@ -41,8 +44,8 @@ pub struct WorkerConfig {
     pub lease: Duration,
     /// How often running steps' leases are renewed.
     pub lease_renew_interval: Duration,
-    /// Fallback poll interval.
-    pub fallback_poll_interval: Duration,
+    /// How the worker learns of new work.
+    pub events: EventSystemConfig,
     /// Capacity of the executor → completer channel.
     pub completion_channel_capacity: NonZeroUsize,
     /// Most outcomes per completion transaction.
@@ -102,11 +105,11 @@ impl RawWorker {
             concurrency: non_zero(&k("concurrency"), self.concurrency, 10_000)?,
             lease,
             lease_renew_interval: renew,
-            fallback_poll_interval: millis(
-                &k("fallback_poll_interval_ms"),
+            events: event_system::parse(
+                "worker",
+                &self.deployment_mode,
+                self.polling_interval_ms,
                 self.fallback_poll_interval_ms,
-                10,
-                3_600_000,
             )?,
             completion_channel_capacity: non_zero(
                 &k("completion_channel_capacity"),

@@ -369,3 +369,25 @@ pub async fn a_subscriber_wakes_within_100ms_of_a_send(h: &dyn Harness) -> Outco
         format!("fastest wake-up took {best:?}"),
     )
 }
+
+/// `visible` names exactly the queues with a message to take now.
+pub async fn visible_names_the_queues_with_work(h: &dyn Harness) -> Outcome {
+    let busy = fresh_queue(h, "conf_visible_busy").await?;
+    let idle = fresh_queue(h, "conf_visible_idle").await?;
+    let later = fresh_queue(h, "conf_visible_later").await?;
+    h.send_in_unit(&busy, &payloads(1), Duration::ZERO, true)
+        .await
+        .map_err(fail("send"))?;
+    h.send_in_unit(&later, &payloads(1), Duration::from_secs(60), true)
+        .await
+        .map_err(fail("send later"))?;
+    let all = [busy.clone(), idle.clone(), later];
+    let found = h.queue().visible(&all).await.map_err(fail("visible"))?;
+    check(found == [busy.clone()], format!("visible gave {found:?}"))?;
+    h.queue()
+        .read_many(&busy, 1, Duration::from_secs(30))
+        .await
+        .map_err(fail("read"))?;
+    let none = h.queue().visible(&all).await.map_err(fail("visible"))?;
+    check(none.is_empty(), format!("after the read: {none:?}"))
+}

@@ -169,6 +169,21 @@ impl MessageQueue for InMemoryQueue {
         })
     }
 
+    async fn visible(&self, queues: &[QueueName]) -> Result<Vec<QueueName>, MessagingError> {
+        let now = Utc::now();
+        let state = self.lock();
+        let mut found = Vec::new();
+        for queue in queues {
+            let q = state
+                .get(queue)
+                .ok_or_else(|| MessagingError::QueueNotFound(queue.clone()))?;
+            if q.messages.values().any(|m| m.visible_at <= now) {
+                found.push(queue.clone());
+            }
+        }
+        Ok(found)
+    }
+
     async fn subscribe(
         &self,
         queues: &[QueueName],

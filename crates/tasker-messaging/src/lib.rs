@@ -41,6 +41,6 @@ pub use error::MessagingError;
 pub use in_memory::InMemoryQueue;
 pub use pgmq::{PgmqQueue, channel_for};
 pub use queue::{
-    MessageId, MessageQueue, QueueDepth, QueueTx, ReceivedMessage, Staged, Subscription, WakeUp,
-    delete_now, send_now,
+    MessageId, MessageQueue, PollTimer, QueueDepth, QueueTx, ReceivedMessage, Staged, Subscription,
+    WakeUp, delete_now, send_now,
 };

@@ -224,6 +224,35 @@ impl MessageQueue for PgmqQueue {
         })
     }
 
+    async fn visible(&self, queues: &[QueueName]) -> Result<Vec<QueueName>, MessagingError> {
+        if queues.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Queue names are validated `[a-z0-9_]` identifiers, so quoting them
+        // into the statement is safe.
+        let sql = queues
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                format!("SELECT {i}::int4 WHERE EXISTS (SELECT 1 FROM pgmq.\"q_{q}\" WHERE vt <= clock_timestamp())")
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let found: Vec<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "42P01") => {
+                    MessagingError::QueueNotFound(queues[0].clone())
+                }
+                _ => e.into(),
+            })?;
+        Ok(found
+            .into_iter()
+            .filter_map(|i| usize::try_from(i).ok().and_then(|i| queues.get(i).cloned()))
+            .collect())
+    }
+
     async fn subscribe(
         &self,
         queues: &[QueueName],

@@ -60,6 +60,33 @@ pub trait Subscription: Send {
     async fn wait(&mut self) -> Result<WakeUp, MessagingError>;
 }
 
+/// The fallback (or only) poll of a consumer: a timer that ticks every
+/// period, or never (event-driven mode).
+#[derive(Debug)]
+pub struct PollTimer(Option<tokio::time::Interval>);
+
+impl PollTimer {
+    /// Ticks every `period`, or never for `None`. A tick missed while busy
+    /// is delayed, not bunched.
+    pub fn new(period: Option<Duration>) -> Self {
+        Self(period.map(|p| {
+            let mut interval = tokio::time::interval(p);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval
+        }))
+    }
+
+    /// Waits for the next tick. Cancel-safe.
+    pub async fn tick(&mut self) {
+        match &mut self.0 {
+            Some(interval) => {
+                interval.tick().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// An operation held back until the caller's unit of work commits.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum StagedOp {
@@ -220,6 +247,13 @@ pub trait MessageQueue: Send + Sync + 'static {
     /// # Errors
     /// [`MessagingError::QueueNotFound`] for a queue never ensured.
     async fn depth(&self, queue: &QueueName) -> Result<QueueDepth, MessagingError>;
+
+    /// Which of `queues` hold a message a reader could take now, in one
+    /// round trip (an idle poll over many queues stays cheap).
+    ///
+    /// # Errors
+    /// [`MessagingError::QueueNotFound`] for a queue never ensured.
+    async fn visible(&self, queues: &[QueueName]) -> Result<Vec<QueueName>, MessagingError>;
 
     /// Subscribes to wake-ups for `queues`.
     ///

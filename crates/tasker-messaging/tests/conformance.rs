@@ -159,6 +159,7 @@ suite!(
     a_delayed_send_becomes_visible_when_due,
     concurrent_readers_share_messages_without_duplicates,
     a_subscriber_wakes_within_100ms_of_a_send,
+    visible_names_the_queues_with_work,
 );
 
 #[tokio::test]

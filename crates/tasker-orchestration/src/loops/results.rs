@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tasker_messaging::{ReceivedMessage, Subscription};
+use tasker_messaging::{PollTimer, ReceivedMessage, Subscription};
 use tasker_types::messages::QueueName;
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinSet;
@@ -51,10 +51,9 @@ async fn reader(
     let config = &shared.config.orchestration;
     let queue = QueueName::step_results();
     let mut subscription: Option<Box<dyn Subscription>> = None;
-    let mut poll = tokio::time::interval(config.fallback_poll_interval);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut poll = PollTimer::new(config.events.poll_interval());
     loop {
-        if subscription.is_none() {
+        if subscription.is_none() && config.events.listens() {
             match shared.queue.subscribe(std::slice::from_ref(&queue)).await {
                 Ok(s) => subscription = Some(s),
                 Err(err) => {
@@ -94,7 +93,7 @@ async fn reader(
                     subscription = None;
                 }
             }
-            _ = poll.tick() => {}
+            () = poll.tick() => {}
             () = shared.timers.next() => {}
         }
     }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use tasker_messaging::{MessagingError, Subscription};
+use tasker_messaging::{MessagingError, PollTimer, Subscription};
 use tasker_types::messages::QueueName;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
@@ -26,8 +26,7 @@ pub(crate) async fn run(
     let mut queues: Vec<QueueName> = Vec::new();
     let mut subscription: Option<Box<dyn Subscription>> = None;
     let mut refresh = true;
-    let mut poll = tokio::time::interval(config.fallback_poll_interval);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut poll = PollTimer::new(config.events.poll_interval());
     loop {
         if refresh {
             refresh = false;
@@ -48,7 +47,7 @@ pub(crate) async fn run(
                 Err(err) => tracing::warn!(error = %err, "cannot determine namespaces to serve"),
             }
         }
-        if subscription.is_none() && !queues.is_empty() {
+        if subscription.is_none() && !queues.is_empty() && config.events.listens() {
             match shared.queue.subscribe(&queues).await {
                 Ok(s) => subscription = Some(s),
                 Err(err) => {
@@ -69,7 +68,7 @@ pub(crate) async fn run(
             }
             () = shared.capacity_freed.notified() => {}
             () = templates_changed.notified() => refresh = true,
-            _ = poll.tick() => {}
+            () = poll.tick() => {}
         }
     }
 }
@@ -83,8 +82,17 @@ async fn drain(
 ) {
     let lease = shared.config.worker.lease;
     loop {
+        // One cheap query finds the queues worth reading, so an idle worker
+        // serving many namespaces costs one statement per poll, not one each.
+        let ready = match shared.queue.visible(queues).await {
+            Ok(ready) => ready,
+            Err(err) => {
+                tracing::warn!(error = %err, "checking worker queues failed");
+                return;
+            }
+        };
         let mut started = 0;
-        for queue in queues {
+        for queue in &ready {
             let free = shared.permits.available_permits();
             if free == 0 || shutdown.is_cancelled() {
                 return;
