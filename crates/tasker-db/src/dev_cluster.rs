@@ -87,6 +87,16 @@ impl DevCluster {
     /// [`ClusterError::BinariesNotFound`] with install instructions, or the
     /// failing command's output.
     pub fn start(data_dir: &Path) -> Result<Self, ClusterError> {
+        Self::start_with(data_dir, false)
+    }
+
+    /// Like [`DevCluster::start`]; `durable` keeps `fsync` and synchronous
+    /// commits on (for benchmarks), where dev and test clusters trade them
+    /// for speed. A cluster already running keeps the settings it has.
+    ///
+    /// # Errors
+    /// As [`DevCluster::start`].
+    pub fn start_with(data_dir: &Path, durable: bool) -> Result<Self, ClusterError> {
         let bindir = find_bindir().ok_or(ClusterError::BinariesNotFound)?;
         let run_as = if is_root() {
             Some(unprivileged_user())
@@ -108,13 +118,13 @@ impl DevCluster {
             stop_on_drop: true,
             started_here: false,
         };
-        let started = cluster.ensure_running();
+        let started = cluster.ensure_running(durable);
         let _ = lock.unlock();
         started?;
         Ok(cluster)
     }
 
-    fn ensure_running(&mut self) -> Result<(), ClusterError> {
+    fn ensure_running(&mut self, durable: bool) -> Result<(), ClusterError> {
         if !self.data_dir.join("PG_VERSION").exists() {
             self.init()?;
         }
@@ -122,9 +132,13 @@ impl DevCluster {
             return Ok(());
         }
         // A crash can leave a stale pid file; pg_ctl handles it on start.
+        let durability = if durable {
+            "-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+        } else {
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        };
         let options = format!(
-            "-k {} -c listen_addresses='' -c max_connections=300 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off",
+            "-k {} -c listen_addresses='' -c max_connections=300 {durability}",
             self.data_dir.display()
         );
         let log = self.data_dir.join("server.log");
