@@ -79,6 +79,86 @@ pub async fn load(
     })
 }
 
+/// The contexts of `steps` (already loaded, e.g. just claimed), with two
+/// statements for the whole batch: their tasks, and all their ancestors'
+/// results.
+///
+/// # Errors
+/// [`DbError`] on database failure or an unreadable row.
+pub async fn load_many(
+    conn: &mut sqlx::PgConnection,
+    steps: Vec<StepRow>,
+) -> Result<Vec<ExecutionContext>, DbError> {
+    if steps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let task_uuids: Vec<uuid::Uuid> = steps.iter().map(|s| s.task_uuid.as_uuid()).collect();
+    let tasks = sqlx::query!(
+        r#"SELECT task_uuid, named_task_uuid, namespace, name, version, state, context, correlation_id
+           FROM tasker.tasks WHERE task_uuid = ANY($1)"#,
+        &task_uuids
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let step_uuids: Vec<uuid::Uuid> = steps
+        .iter()
+        .map(|s| s.workflow_step_uuid.as_uuid())
+        .collect();
+    let ancestors = sqlx::query!(
+        r#"WITH RECURSIVE ancestors (target, step_uuid, direct) AS (
+               SELECT to_step_uuid, from_step_uuid, true
+               FROM tasker.workflow_step_edges WHERE to_step_uuid = ANY($1)
+               UNION
+               SELECT a.target, e.from_step_uuid, false
+               FROM tasker.workflow_step_edges e JOIN ancestors a ON e.to_step_uuid = a.step_uuid)
+           SELECT a.target AS "target!", s.name, s.results, bool_or(a.direct) AS "direct!"
+           FROM ancestors a JOIN tasker.workflow_steps s ON s.workflow_step_uuid = a.step_uuid
+           WHERE s.state = ANY($2)
+           GROUP BY a.target, s.workflow_step_uuid, s.name, s.results
+           ORDER BY a.target, bool_or(a.direct) DESC, s.name"#,
+        &step_uuids,
+        &[
+            StepState::Complete.as_str().to_owned(),
+            StepState::ResolvedManually.as_str().to_owned()
+        ]
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_step: std::collections::HashMap<uuid::Uuid, Vec<DependencyResult>> =
+        std::collections::HashMap::new();
+    for a in ancestors {
+        by_step.entry(a.target).or_default().push(DependencyResult {
+            name: a.name,
+            results: a.results,
+            direct: a.direct,
+        });
+    }
+    let tasks: std::collections::HashMap<uuid::Uuid, _> =
+        tasks.into_iter().map(|t| (t.task_uuid, t)).collect();
+    steps
+        .into_iter()
+        .map(|step| {
+            let task = tasks.get(&step.task_uuid.as_uuid()).ok_or_else(|| {
+                DbError::Corrupt(format!("step {} has no task", step.workflow_step_uuid))
+            })?;
+            Ok(ExecutionContext {
+                task_uuid: step.task_uuid,
+                task_state: convert::task_state(&task.state)?,
+                named_task_uuid: TemplateUuid::from_uuid(task.named_task_uuid),
+                namespace: task.namespace.clone(),
+                task_name: task.name.clone(),
+                task_version: task.version.clone(),
+                context: task.context.clone(),
+                correlation_id: CorrelationId::from_uuid(task.correlation_id),
+                dependencies: by_step
+                    .remove(&step.workflow_step_uuid.as_uuid())
+                    .unwrap_or_default(),
+                step,
+            })
+        })
+        .collect()
+}
+
 /// Every ancestor of `step` that satisfied its dependency (`complete` or
 /// `resolved_manually`), with its result.
 ///

@@ -28,6 +28,7 @@ pub mod result_audit;
 pub mod task;
 pub mod task_transition;
 pub mod workflow_step;
+pub mod workflow_step_batch;
 pub mod workflow_step_edge;
 pub mod workflow_step_transition;
 

@@ -87,6 +87,35 @@ async fn send_in(
     Ok(())
 }
 
+async fn read_in(
+    conn: &mut PgConnection,
+    queue: &QueueName,
+    max: usize,
+    visibility: Duration,
+) -> Result<Vec<ReceivedMessage>, MessagingError> {
+    let rows = sqlx::query!(
+        r#"SELECT msg_id AS "msg_id!", read_ct AS "read_ct!", enqueued_at AS "enqueued_at!",
+                  vt AS "vt!", message
+           FROM pgmq.read($1::text, $2::int4, $3::int4)"#,
+        queue.as_str(),
+        whole_seconds(visibility),
+        i32::try_from(max).unwrap_or(i32::MAX),
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(|e| classify(e, queue))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ReceivedMessage {
+            id: r.msg_id,
+            payload: r.message.unwrap_or(Value::Null),
+            read_count: u32::try_from(r.read_ct).unwrap_or(0),
+            enqueued_at: r.enqueued_at,
+            visible_at: r.vt,
+        })
+        .collect())
+}
+
 async fn delete_in(
     conn: &mut PgConnection,
     queue: &QueueName,
@@ -149,27 +178,21 @@ impl MessageQueue for PgmqQueue {
         max: usize,
         visibility: Duration,
     ) -> Result<Vec<ReceivedMessage>, MessagingError> {
-        let rows = sqlx::query!(
-            r#"SELECT msg_id AS "msg_id!", read_ct AS "read_ct!", enqueued_at AS "enqueued_at!",
-                      vt AS "vt!", message
-               FROM pgmq.read($1::text, $2::int4, $3::int4)"#,
-            queue.as_str(),
-            whole_seconds(visibility),
-            i32::try_from(max).unwrap_or(i32::MAX),
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| classify(e, queue))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| ReceivedMessage {
-                id: r.msg_id,
-                payload: r.message.unwrap_or(Value::Null),
-                read_count: u32::try_from(r.read_ct).unwrap_or(0),
-                enqueued_at: r.enqueued_at,
-                visible_at: r.vt,
-            })
-            .collect())
+        let mut conn = self.pool.acquire().await?;
+        read_in(&mut conn, queue, max, visibility).await
+    }
+
+    async fn read_many_in(
+        &self,
+        tx: &mut QueueTx<'_>,
+        queue: &QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, MessagingError> {
+        match tx.connection() {
+            Some(conn) => read_in(conn, queue, max, visibility).await,
+            None => self.read_many(queue, max, visibility).await,
+        }
     }
 
     async fn delete_many(

@@ -219,6 +219,24 @@ pub trait MessageQueue: Send + Sync + 'static {
         visibility: Duration,
     ) -> Result<Vec<ReceivedMessage>, MessagingError>;
 
+    /// Like [`MessageQueue::read_many`], but inside `tx` when the provider
+    /// can join it (pgmq): the reads then commit with the caller's writes,
+    /// and a rollback makes the messages visible again at once. Providers
+    /// that cannot join read immediately.
+    ///
+    /// # Errors
+    /// [`MessagingError::QueueNotFound`] for a queue never ensured.
+    async fn read_many_in(
+        &self,
+        tx: &mut QueueTx<'_>,
+        queue: &QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, MessagingError> {
+        let _ = tx;
+        self.read_many(queue, max, visibility).await
+    }
+
     /// Deletes messages as part of `tx` (an unknown id is ignored).
     ///
     /// # Errors

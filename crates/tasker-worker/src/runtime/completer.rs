@@ -6,9 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::{BTreeMap, HashSet};
+
+use tasker_db::DbError;
 use tasker_db::result_audit::{self, AuditEntry, AuditOutcome};
-use tasker_db::{DbError, workflow_step};
+use tasker_db::workflow_step_batch::{self, AttemptOutcome, AttemptResult};
 use tasker_messaging::QueueTx;
+use tasker_types::ids::StepUuid;
 use tasker_types::messages::{OrchestrationMessage, QueueName, StepAttempt};
 use tasker_types::outcome::StepOutcome;
 use tokio::sync::mpsc;
@@ -26,12 +30,20 @@ pub(crate) async fn run(shared: Arc<WorkerShared>, mut receiver: mpsc::Receiver<
     let max = config.completion_batch_size.get();
     while let Some(first) = receiver.recv().await {
         let mut batch = vec![first];
-        // Wait briefly for companions: one transaction for many outcomes.
+        // Take what is already waiting — outcomes that finish while a batch
+        // is being written form the next one, so batches grow with load and
+        // a lone outcome is written at once. A flush interval above zero
+        // additionally waits that long for companions.
         let deadline = tokio::time::Instant::now() + config.completion_flush_interval;
         while batch.len() < max {
             match receiver.try_recv() {
                 Ok(next) => batch.push(next),
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty)
+                    if config.completion_flush_interval.is_zero() =>
+                {
+                    break;
+                }
                 Err(mpsc::error::TryRecvError::Empty) => {
                     match tokio::time::timeout_at(deadline, receiver.recv()).await {
                         Ok(Some(next)) => batch.push(next),
@@ -67,59 +79,62 @@ async fn write_with_retries(shared: &WorkerShared, batch: &[Completion]) {
 
 async fn write(shared: &WorkerShared, batch: &[Completion]) -> Result<(), WorkerError> {
     let ctx = shared.ctx();
-    let mut tx = shared.pool.begin().await?;
-    let mut pointers = Vec::new();
-    let mut audit = Vec::with_capacity(batch.len());
+    let corrupt = |e: serde_json::Error| WorkerError::Db(DbError::Corrupt(e.to_string()));
+    let mut attempts = Vec::with_capacity(batch.len());
     for c in batch {
-        let (written, outcome, result, error) = match &c.outcome {
-            StepOutcome::Success { result, control } => {
-                let control = control.as_ref().and_then(|c| serde_json::to_value(c).ok());
-                let written = workflow_step::record_success(
-                    &mut tx,
-                    c.step,
-                    c.attempt,
-                    result,
-                    control.as_ref(),
-                    &ctx,
-                )
-                .await;
-                (written, AuditOutcome::Success, Some(result.clone()), None)
-            }
-            StepOutcome::Failure { error } => {
-                let json = serde_json::to_value(error)
-                    .map_err(|e| WorkerError::Db(DbError::Corrupt(e.to_string())))?;
-                let written =
-                    workflow_step::record_failure(&mut tx, c.step, c.attempt, &json, &ctx).await;
-                (written, AuditOutcome::Failure, None, Some(json))
-            }
+        let outcome = match &c.outcome {
+            StepOutcome::Success { result, control } => AttemptOutcome::Success {
+                result: result.clone(),
+                flow_control: control
+                    .as_ref()
+                    .map(serde_json::to_value)
+                    .transpose()
+                    .map_err(corrupt)?,
+            },
+            StepOutcome::Failure { error } => AttemptOutcome::Failure {
+                error: serde_json::to_value(error).map_err(corrupt)?,
+            },
         };
-        let accepted = match written {
-            Ok(_) => {
-                let pointer = OrchestrationMessage::StepResult(StepAttempt {
-                    task_uuid: c.task,
-                    step_uuid: c.step,
-                    attempt: c.attempt,
-                    correlation_id: c.correlation_id,
-                });
-                pointers.push(
-                    serde_json::to_value(pointer)
-                        .map_err(|e| WorkerError::Db(DbError::Corrupt(e.to_string())))?,
-                );
-                true
+        attempts.push(AttemptResult {
+            step: c.step,
+            attempt: c.attempt,
+            outcome,
+        });
+    }
+    let mut tx = shared.pool.begin().await?;
+    let accepted: HashSet<StepUuid> = workflow_step_batch::record_many(&mut tx, &attempts, &ctx)
+        .await?
+        .into_iter()
+        .map(|(step, _)| step)
+        .collect();
+    let mut pointers = Vec::with_capacity(batch.len());
+    let mut audit = Vec::with_capacity(batch.len());
+    for (c, recorded) in batch.iter().zip(&attempts) {
+        let taken = accepted.contains(&c.step);
+        if taken {
+            let pointer = OrchestrationMessage::StepResult(StepAttempt {
+                task_uuid: c.task,
+                step_uuid: c.step,
+                attempt: c.attempt,
+                correlation_id: c.correlation_id,
+            });
+            pointers.push(serde_json::to_value(pointer).map_err(corrupt)?);
+        } else {
+            tracing::warn!(task_uuid = %c.task, step_uuid = %c.step, attempt = c.attempt,
+                "result rejected: this attempt is no longer current (lease re-claimed or task cancelled)");
+        }
+        let (outcome, result, error) = match &recorded.outcome {
+            AttemptOutcome::Success { result, .. } => {
+                (AuditOutcome::Success, Some(result.clone()), None)
             }
-            Err(DbError::TransitionConflict { .. }) => {
-                tracing::warn!(task_uuid = %c.task, step_uuid = %c.step, attempt = c.attempt,
-                    "result rejected: this attempt is no longer current (lease re-claimed or task cancelled)");
-                false
-            }
-            Err(err) => return Err(err.into()),
+            AttemptOutcome::Failure { error } => (AuditOutcome::Failure, None, Some(error.clone())),
         };
         audit.push(AuditEntry {
             step_uuid: c.step,
             task_uuid: c.task,
             attempt: c.attempt,
             outcome,
-            accepted,
+            accepted: taken,
             result,
             error,
             worker_id: Some(shared.worker_id.clone()),
@@ -142,8 +157,7 @@ async fn write(shared: &WorkerShared, batch: &[Completion]) -> Result<(), Worker
             )
             .await?;
     }
-    let mut by_queue: std::collections::BTreeMap<&QueueName, Vec<i64>> =
-        std::collections::BTreeMap::new();
+    let mut by_queue: BTreeMap<&QueueName, Vec<i64>> = BTreeMap::new();
     for c in batch {
         by_queue.entry(&c.queue).or_default().push(c.msg_id);
     }

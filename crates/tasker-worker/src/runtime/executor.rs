@@ -1,25 +1,21 @@
-//! Runs one message: claim the step (compare-and-set), load its context, run
-//! the handler under its timeout, cancellation and a panic guard, and hand
-//! the outcome to the completer. Writes nothing but the claim.
+//! Runs one claimed step: the handler under its timeout, cancellation and a
+//! panic guard, then hands the outcome to the completer. Writes nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
-use tasker_db::execution_context::{self, ExecutionContext};
-use tasker_db::{DbError, workflow_step};
-use tasker_messaging::{QueueTx, ReceivedMessage};
+use serde_json::Value;
+use tasker_db::execution_context::ExecutionContext;
 use tasker_types::ids::{CorrelationId, StepUuid, TaskUuid};
-use tasker_types::messages::{OrchestrationMessage, QueueName, StepAttempt, StepMessage};
+use tasker_types::messages::QueueName;
 use tasker_types::outcome::{StepOutcome, error_types};
-use tasker_types::state::StepState;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::claimer::Claimed;
 use super::shared::{InFlightEntry, WorkerShared};
-use crate::error::WorkerError;
 use crate::handler::{StepContext, StepHandler, to_outcome};
 
 /// A finished attempt on its way to the completer.
@@ -36,214 +32,56 @@ pub(crate) struct Completion {
     pub(crate) finished_at: DateTime<Utc>,
 }
 
-/// Handles one message; the permit returns when it is done.
+/// Runs one claimed step; the permit returns when its outcome is handed on.
 pub(crate) async fn execute(
     shared: Arc<WorkerShared>,
-    queue: QueueName,
-    message: ReceivedMessage,
+    claimed: Claimed,
     completions: mpsc::Sender<Completion>,
     permit: OwnedSemaphorePermit,
 ) {
-    let result = run(&shared, &queue, &message, &completions).await;
-    if let Err(err) = result {
-        tracing::warn!(msg_id = message.id, %queue, error = %err, "step execution failed before a result");
-    }
-    drop(permit);
-    shared.capacity_freed.notify_one();
-}
-
-async fn run(
-    shared: &Arc<WorkerShared>,
-    queue: &QueueName,
-    message: &ReceivedMessage,
-    completions: &mpsc::Sender<Completion>,
-) -> Result<(), WorkerError> {
-    let pointer = match serde_json::from_value::<StepMessage>(message.payload.clone()) {
-        Ok(pointer) => pointer,
-        Err(err) => {
-            tracing::warn!(msg_id = message.id, error = %err, "dropping unreadable step message");
-            tasker_messaging::delete_now(shared.queue.as_ref(), queue, &[message.id]).await?;
-            return Ok(());
-        }
-    };
-    let Some(claim) = claim(shared, queue, message, &pointer).await? else {
-        return Ok(());
-    };
+    let step = claimed.context.step.workflow_step_uuid;
     let span = tracing::info_span!(
-        "step", task_uuid = %pointer.task_uuid, step_uuid = %pointer.step_uuid,
-        correlation_id = %pointer.correlation_id, attempt = claim.attempt
+        "step", task_uuid = %claimed.context.task_uuid, step_uuid = %step,
+        correlation_id = %claimed.context.correlation_id, attempt = claimed.attempt
     );
-    async move {
+    async {
         let token = CancellationToken::new();
         shared.in_flight.insert(
-            pointer.step_uuid,
+            step,
             InFlightEntry {
-                task: pointer.task_uuid,
-                attempt: claim.attempt,
-                queue: queue.clone(),
-                msg_id: message.id,
+                task: claimed.context.task_uuid,
+                attempt: claimed.attempt,
+                queue: claimed.queue.clone(),
+                msg_id: claimed.msg_id,
                 token: token.clone(),
             },
         );
         let started_at = Utc::now();
-        let loaded = match load(shared, pointer.step_uuid).await {
-            Ok(loaded) => loaded,
-            Err(err) => {
-                // Stop renewing: the lease expires and the step is re-claimed.
-                shared.in_flight.remove(pointer.step_uuid, claim.attempt);
-                return Err(err);
-            }
-        };
-        let Some(outcome) = attempt(shared, &loaded, claim.attempt, token).await else {
+        let Some(outcome) = attempt(&shared, &claimed.context, claimed.attempt, token).await else {
             // Abandoned at hard shutdown: keep the lease untouched so it
             // expires and another worker re-claims the step.
-            shared.in_flight.remove(pointer.step_uuid, claim.attempt);
-            return Ok(());
+            shared.in_flight.remove(step, claimed.attempt);
+            return;
         };
         let completion = Completion {
-            step: pointer.step_uuid,
-            task: pointer.task_uuid,
-            correlation_id: loaded.correlation_id,
-            attempt: claim.attempt,
-            queue: queue.clone(),
-            msg_id: message.id,
+            step,
+            task: claimed.context.task_uuid,
+            correlation_id: claimed.context.correlation_id,
+            attempt: claimed.attempt,
+            queue: claimed.queue,
+            msg_id: claimed.msg_id,
             outcome,
             started_at,
             finished_at: Utc::now(),
         };
         if completions.send(completion).await.is_err() {
-            shared.in_flight.remove(pointer.step_uuid, claim.attempt);
+            shared.in_flight.remove(step, claimed.attempt);
         }
-        Ok(())
     }
     .instrument(span)
-    .await
-}
-
-async fn load(shared: &WorkerShared, step: StepUuid) -> Result<ExecutionContext, WorkerError> {
-    let mut conn = shared.pool.acquire().await?;
-    Ok(execution_context::load(&mut conn, step).await?)
-}
-
-struct Claimed {
-    attempt: u32,
-}
-
-/// Claims the step the message points at, or settles the message when there
-/// is nothing to run (a duplicate, a finished or cancelled step).
-async fn claim(
-    shared: &WorkerShared,
-    queue: &QueueName,
-    message: &ReceivedMessage,
-    pointer: &StepMessage,
-) -> Result<Option<Claimed>, WorkerError> {
-    let lease = shared.config.worker.lease;
-    let ctx = shared.ctx();
-    let mut tx = shared.pool.begin().await?;
-    let Some(step) = workflow_step::get(&mut *tx, pointer.step_uuid).await? else {
-        return settle(shared, tx, queue, message.id, None).await;
-    };
-    let lease_expired = step.lease_expires_at.is_some_and(|at| at < Utc::now());
-    let claimed = match step.state {
-        StepState::Enqueued => {
-            workflow_step::start(
-                &mut tx,
-                step.workflow_step_uuid,
-                &shared.worker_id,
-                lease,
-                &ctx,
-            )
-            .await
-        }
-        StepState::InProgress if lease_expired && step.attempts < step.retry.max_attempts => {
-            tracing::info!(step_uuid = %step.workflow_step_uuid, previous = ?step.claimed_by,
-                attempt = step.attempts, "re-claiming a step whose lease expired");
-            workflow_step::reclaim(
-                &mut tx,
-                step.workflow_step_uuid,
-                &shared.worker_id,
-                lease,
-                &ctx,
-            )
-            .await
-        }
-        StepState::InProgress if lease_expired => {
-            // The worker died on the last attempt: record that as the failure.
-            let error = json!({
-                "error_type": error_types::LEASE_EXPIRED,
-                "message": format!("worker {} stopped renewing its lease on the last attempt",
-                    step.claimed_by.as_deref().unwrap_or("unknown")),
-                "retryable": false,
-            });
-            let recorded = workflow_step::record_lease_expiry(
-                &mut tx,
-                step.workflow_step_uuid,
-                step.attempts,
-                &error,
-                &ctx,
-            )
-            .await;
-            let result = match recorded {
-                Ok(task) => Some(StepAttempt {
-                    task_uuid: task,
-                    step_uuid: step.workflow_step_uuid,
-                    attempt: step.attempts,
-                    correlation_id: pointer.correlation_id,
-                }),
-                Err(DbError::TransitionConflict { .. }) => None,
-                Err(err) => return Err(err.into()),
-            };
-            return settle(shared, tx, queue, message.id, result).await;
-        }
-        // Someone else holds a live lease: leave the message; it returns
-        // when that lease would have expired.
-        StepState::InProgress => return Ok(None),
-        // Anything else: a duplicate or a step that moved on.
-        _ => return settle(shared, tx, queue, message.id, None).await,
-    };
-    match claimed {
-        Ok(claim) => {
-            tx.commit().await?;
-            Ok(Some(Claimed {
-                attempt: claim.attempt,
-            }))
-        }
-        Err(DbError::TransitionConflict { .. }) => Ok(None),
-        Err(err) => Err(err.into()),
-    }
-}
-
-/// Deletes a message with nothing left to run, and tells orchestration about
-/// `result` if there is one, in `tx`.
-async fn settle(
-    shared: &WorkerShared,
-    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
-    queue: &QueueName,
-    msg_id: i64,
-    result: Option<StepAttempt>,
-) -> Result<Option<Claimed>, WorkerError> {
-    let mut unit = QueueTx::join(&mut tx);
-    shared
-        .queue
-        .delete_many(&mut unit, queue, &[msg_id])
-        .await?;
-    if let Some(pointer) = result {
-        let message = serde_json::to_value(OrchestrationMessage::StepResult(pointer))
-            .map_err(|e| WorkerError::Db(DbError::Corrupt(e.to_string())))?;
-        shared
-            .queue
-            .send_many(
-                &mut unit,
-                &QueueName::step_results(),
-                &[message],
-                Duration::ZERO,
-            )
-            .await?;
-    }
-    let staged = unit.into_staged();
-    tx.commit().await?;
-    shared.queue.commit_staged(staged).await?;
-    Ok(None)
+    .await;
+    drop(permit);
+    shared.capacity_freed.notify_one();
 }
 
 /// Runs the handler; `None` when the worker is shutting down hard.

@@ -3,6 +3,7 @@
 //! completer writes outcomes in batches, a lease keeper renews leases, and a
 //! control listener relays cancellations and new templates.
 
+pub(crate) mod claimer;
 pub(crate) mod completer;
 pub(crate) mod control;
 pub(crate) mod executor;

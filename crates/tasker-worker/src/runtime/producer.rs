@@ -10,6 +10,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::claimer::claim_batch;
 use super::executor::{Completion, execute};
 use super::shared::WorkerShared;
 use super::templates::queues_to_serve;
@@ -80,7 +81,6 @@ async fn drain(
     executors: &mut JoinSet<()>,
     shutdown: &CancellationToken,
 ) {
-    let lease = shared.config.worker.lease;
     loop {
         // One cheap query finds the queues worth reading, so an idle worker
         // serving many namespaces costs one statement per poll, not one each.
@@ -97,30 +97,22 @@ async fn drain(
             if free == 0 || shutdown.is_cancelled() {
                 return;
             }
-            let messages = match shared.queue.read_many(queue, free, lease).await {
-                Ok(messages) => messages,
+            let claimed = match claim_batch(shared, queue, free).await {
+                Ok(claimed) => claimed,
                 Err(err) => {
-                    tracing::warn!(%queue, error = %err, "reading worker queue failed");
+                    tracing::warn!(%queue, error = %err, "claiming from the worker queue failed");
                     continue;
                 }
             };
-            for message in messages {
-                // Only this loop takes permits, and it read at most `free`
-                // messages, so a permit is always there.
+            for step in claimed {
+                // Only this loop takes permits, and it claimed at most `free`
+                // steps, so a permit is always there.
                 let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
-                    tracing::warn!(
-                        msg_id = message.id,
-                        "no free permit; message returns after its timeout"
-                    );
+                    tracing::warn!(step_uuid = %step.context.step.workflow_step_uuid,
+                        "no free permit; the step is re-claimed after its lease");
                     continue;
                 };
-                executors.spawn(execute(
-                    shared.clone(),
-                    queue.clone(),
-                    message,
-                    completions.clone(),
-                    permit,
-                ));
+                executors.spawn(execute(shared.clone(), step, completions.clone(), permit));
                 started += 1;
             }
         }
