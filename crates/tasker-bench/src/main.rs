@@ -44,6 +44,9 @@ struct Cli {
     /// Diamond tasks kept in flight during the throughput run.
     #[arg(long, default_value_t = 400)]
     in_flight: i64,
+    /// Keep the benchmark database afterwards (for EXPLAIN and profiling).
+    #[arg(long)]
+    keep_database: bool,
     #[command(subcommand)]
     role: Option<Role>,
 }
@@ -202,7 +205,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     if result.is_err() {
         eprintln!("logs of the system under test: {}", bench.logs.display());
     }
-    let stop = bench.stop().await;
+    let stop = bench.stop(cli.keep_database).await;
     let figures = result?;
     stop?;
     if cli.json {

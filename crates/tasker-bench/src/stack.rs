@@ -168,8 +168,9 @@ impl Bench {
         Some(kib / 1024.0)
     }
 
-    /// Stops the processes (SIGTERM, then kill) and drops the database.
-    pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
+    /// Stops the processes (SIGTERM, then kill) and drops the database
+    /// unless `keep` (then the cluster keeps running too).
+    pub(crate) async fn stop(mut self, keep: bool) -> anyhow::Result<()> {
         for child in &self.children {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
@@ -186,6 +187,13 @@ impl Bench {
             }
         }
         self.pool.close().await;
+        if keep {
+            eprintln!("kept database {} on {}", self.database, self.admin_url);
+            if let Some(cluster) = self.cluster.take() {
+                drop(cluster.keep_running());
+            }
+            return Ok(());
+        }
         let mut admin = PgConnection::connect(&self.admin_url).await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",

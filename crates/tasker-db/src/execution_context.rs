@@ -105,14 +105,21 @@ pub async fn load_many(
         .map(|s| s.workflow_step_uuid.as_uuid())
         .collect();
     let ancestors = sqlx::query!(
+        // The LATERAL … OFFSET 0 lookups keep the planner on index scans: a
+        // generic plan otherwise hash-joins whole tables on every iteration
+        // and slows down as the tables grow.
         r#"WITH RECURSIVE ancestors (target, step_uuid, direct) AS (
                SELECT to_step_uuid, from_step_uuid, true
                FROM tasker.workflow_step_edges WHERE to_step_uuid = ANY($1)
                UNION
                SELECT a.target, e.from_step_uuid, false
-               FROM tasker.workflow_step_edges e JOIN ancestors a ON e.to_step_uuid = a.step_uuid)
-           SELECT a.target AS "target!", s.name, s.results, bool_or(a.direct) AS "direct!"
-           FROM ancestors a JOIN tasker.workflow_steps s ON s.workflow_step_uuid = a.step_uuid
+               FROM ancestors a CROSS JOIN LATERAL (
+                   SELECT from_step_uuid FROM tasker.workflow_step_edges
+                   WHERE to_step_uuid = a.step_uuid OFFSET 0) e)
+           SELECT a.target AS "target!", s.name AS "name!", s.results, bool_or(a.direct) AS "direct!"
+           FROM ancestors a CROSS JOIN LATERAL (
+               SELECT workflow_step_uuid, name, results, state FROM tasker.workflow_steps
+               WHERE workflow_step_uuid = a.step_uuid OFFSET 0) s
            WHERE s.state = ANY($2)
            GROUP BY a.target, s.workflow_step_uuid, s.name, s.results
            ORDER BY a.target, bool_or(a.direct) DESC, s.name"#,
@@ -169,13 +176,18 @@ pub async fn dependencies(
     step: StepUuid,
 ) -> Result<Vec<DependencyResult>, DbError> {
     let rows = sqlx::query!(
+        // See `load_many` on the LATERAL … OFFSET 0 lookups.
         r#"WITH RECURSIVE ancestors (step_uuid, direct) AS (
                SELECT from_step_uuid, true FROM tasker.workflow_step_edges WHERE to_step_uuid = $1
                UNION
                SELECT e.from_step_uuid, false
-               FROM tasker.workflow_step_edges e JOIN ancestors a ON e.to_step_uuid = a.step_uuid)
-           SELECT s.name, s.results, bool_or(a.direct) AS "direct!"
-           FROM ancestors a JOIN tasker.workflow_steps s ON s.workflow_step_uuid = a.step_uuid
+               FROM ancestors a CROSS JOIN LATERAL (
+                   SELECT from_step_uuid FROM tasker.workflow_step_edges
+                   WHERE to_step_uuid = a.step_uuid OFFSET 0) e)
+           SELECT s.name AS "name!", s.results, bool_or(a.direct) AS "direct!"
+           FROM ancestors a CROSS JOIN LATERAL (
+               SELECT workflow_step_uuid, name, results, state FROM tasker.workflow_steps
+               WHERE workflow_step_uuid = a.step_uuid OFFSET 0) s
            WHERE s.state = ANY($2)
            GROUP BY s.workflow_step_uuid, s.name, s.results
            ORDER BY bool_or(a.direct) DESC, s.name"#,

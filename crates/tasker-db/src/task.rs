@@ -341,6 +341,118 @@ pub async fn lock_many(
     records.into_iter().map(TaskRow::try_from).collect()
 }
 
+/// Moves many tasks along their paths at once: for each `(task, from,
+/// events)` (events checked against the state machine), one compare-and-set
+/// from `from` to the path's end, with one transition row per event — two
+/// statements for the whole batch. Returns the tasks moved and their new
+/// states; a task no longer in `from` is left out.
+///
+/// # Errors
+/// [`DbError::InvalidTransition`] when a path breaks the state machine.
+pub async fn transition_paths_many(
+    conn: &mut PgConnection,
+    paths: &[(TaskUuid, TaskState, Vec<TaskEvent>)],
+    ctx: &TransitionContext,
+) -> Result<Vec<(TaskUuid, TaskState)>, DbError> {
+    let mut tasks = Vec::new();
+    let mut froms = Vec::new();
+    let mut tos = Vec::new();
+    let mut terminal = Vec::new();
+    let mut ends = std::collections::HashMap::new();
+    let (
+        mut row_ids,
+        mut row_tasks,
+        mut row_from,
+        mut row_to,
+        mut row_events,
+        mut row_seq,
+        mut row_last,
+    ) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for (task, from, events) in paths {
+        if events.is_empty() {
+            continue;
+        }
+        let mut state = *from;
+        for (i, event) in events.iter().enumerate() {
+            let next = state.next(*event)?;
+            row_ids.push(uuid::Uuid::now_v7());
+            row_tasks.push(task.as_uuid());
+            row_from.push(state.as_str().to_owned());
+            row_to.push(next.as_str().to_owned());
+            row_events.push(event.as_str().to_owned());
+            row_seq.push(i32::try_from(i + 1).unwrap_or(i32::MAX));
+            row_last.push(i + 1 == events.len());
+            state = next;
+        }
+        tasks.push(task.as_uuid());
+        froms.push(from.as_str().to_owned());
+        tos.push(state.as_str().to_owned());
+        terminal.push(state.is_terminal());
+        ends.insert(*task, state);
+    }
+    if tasks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let moved = sqlx::query_scalar!(
+        r#"WITH input AS (
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bool[])
+                   AS i(task, from_state, to_state, terminal)),
+           moved AS (
+               UPDATE tasker.tasks t
+               SET state = i.to_state, updated_at = now(),
+                   completed_at = CASE WHEN i.terminal THEN now() ELSE NULL END
+               FROM input i
+               WHERE t.task_uuid = i.task AND t.state = i.from_state
+               RETURNING t.task_uuid),
+           prev AS (
+               UPDATE tasker.task_transitions tt SET most_recent = false
+               FROM moved m
+               WHERE tt.task_uuid = m.task_uuid AND tt.most_recent
+               RETURNING tt.task_uuid, tt.sort_key),
+           added AS (
+               INSERT INTO tasker.task_transitions
+                   (task_transition_uuid, task_uuid, from_state, to_state, event, sort_key,
+                    most_recent, metadata, processor_id)
+               SELECT r.tid, r.task, r.from_state, r.to_state, r.event, p.sort_key + r.seq,
+                      r.last, $12, $13
+               FROM unnest($5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::text[],
+                           $10::int4[], $11::bool[])
+                    AS r(tid, task, from_state, to_state, event, seq, last)
+               JOIN prev p ON p.task_uuid = r.task)
+           SELECT task_uuid AS "task!" FROM moved"#,
+        &tasks,
+        &froms,
+        &tos,
+        &terminal,
+        &row_ids,
+        &row_tasks,
+        &row_from,
+        &row_to,
+        &row_events,
+        &row_seq,
+        &row_last,
+        ctx.metadata_or_empty(),
+        ctx.processor_id.as_deref(),
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(moved
+        .into_iter()
+        .filter_map(|t| {
+            let task = TaskUuid::from_uuid(t);
+            ends.get(&task).map(|state| (task, *state))
+        })
+        .collect())
+}
+
 /// Which tasks [`list`] returns.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TaskFilter {

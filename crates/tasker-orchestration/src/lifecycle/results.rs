@@ -1,24 +1,31 @@
-//! Applies a batch of orchestration messages in one transaction: lock the
-//! tasks concerned, accept results (fenced by attempt), schedule retries or
-//! give up, plan each task, enqueue what became ready, move the task, delete
-//! the messages. A duplicate or stale message changes nothing.
+//! Applies a batch of orchestration messages in one transaction, in phases
+//! so that every hot write is one set-based statement for the whole batch:
+//!
+//! 1. lock the tasks concerned and load their step graphs;
+//! 2. decide each message in memory — a current success completes its step,
+//!    a current failure is retried or given up on, anything else (duplicate,
+//!    stale, early) changes nothing;
+//! 3. complete all accepted successes at once (failures, rare, one by one);
+//! 4. plan every task (pure), enqueue everything that became ready at once,
+//!    and move every task along its path at once;
+//! 5. send the pointers and delete the messages in the same transaction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tasker_db::task::{self, TaskRow};
-use tasker_db::workflow_step::{self, StepRow};
-use tasker_db::{DbError, TransitionContext, workflow_step_edge};
+use tasker_db::workflow_step_batch::{self, StepNode};
+use tasker_db::{DbError, TransitionContext, workflow_step};
 use tasker_messaging::ReceivedMessage;
 use tasker_types::backoff::{RandomJitter, RetryDecision};
 use tasker_types::ids::{StepUuid, TaskUuid};
-use tasker_types::messages::{OrchestrationMessage, QueueName, StepAttempt};
+use tasker_types::messages::{OrchestrationMessage, QueueName, StepAttempt, StepMessage};
 use tasker_types::outcome::StepFailure;
-use tasker_types::state::StepState;
+use tasker_types::state::{StepState, TaskEvent};
 
-use super::outgoing::{Outgoing, ToEnqueue, enqueue_steps, to_json};
-use super::plan::{StepView, Target, plan};
+use super::outgoing::{Outgoing, to_json};
+use super::plan::{StepView, plan};
 use crate::error::OrchestrationError;
 use crate::shared::Shared;
 
@@ -43,307 +50,276 @@ pub(crate) async fn process_batch(
     shared: &Shared,
     messages: &[ReceivedMessage],
 ) -> Result<BatchReport, OrchestrationError> {
-    let results_queue = QueueName::step_results();
     let ctx = shared.ctx();
+    let now = Utc::now();
     let mut report = BatchReport::default();
     let mut out = Outgoing::default();
-    out.delete(&results_queue, messages.iter().map(|m| m.id));
+    out.delete(&QueueName::step_results(), messages.iter().map(|m| m.id));
 
-    let mut by_task: BTreeMap<TaskUuid, Vec<OrchestrationMessage>> = BTreeMap::new();
+    let mut parsed: Vec<OrchestrationMessage> = Vec::with_capacity(messages.len());
     for message in messages {
         match serde_json::from_value::<OrchestrationMessage>(message.payload.clone()) {
-            Ok(parsed) => by_task
-                .entry(parsed.attempt().task_uuid)
-                .or_default()
-                .push(parsed),
+            Ok(p) => parsed.push(p),
             Err(err) => {
                 tracing::warn!(msg_id = message.id, error = %err, "dropping unreadable orchestration message");
                 report.ignored += 1;
             }
         }
     }
+    let task_uuids: Vec<TaskUuid> = {
+        let mut uuids: Vec<TaskUuid> = parsed.iter().map(|m| m.attempt().task_uuid).collect();
+        uuids.sort_unstable();
+        uuids.dedup();
+        uuids
+    };
 
+    // Phase 1: lock and load.
     let mut tx = shared.pool.begin().await?;
-    let task_uuids: Vec<TaskUuid> = by_task.keys().copied().collect();
     let tasks = task::lock_many(&mut tx, &task_uuids).await?;
-    let mut steps_by_task: HashMap<TaskUuid, Vec<StepRow>> = HashMap::new();
-    for step in workflow_step::list_for_tasks(&mut *tx, &task_uuids).await? {
-        steps_by_task.entry(step.task_uuid).or_default().push(step);
-    }
-    let mut parents: HashMap<StepUuid, Vec<StepUuid>> = HashMap::new();
-    for (_, edge) in workflow_step_edge::list_for_tasks(&mut *tx, &task_uuids).await? {
-        parents.entry(edge.to).or_default().push(edge.from);
-    }
+    let mut graph: HashMap<StepUuid, StepNode> =
+        workflow_step_batch::graph_for_tasks(&mut tx, &task_uuids)
+            .await?
+            .into_iter()
+            .map(|node| (node.workflow_step_uuid, node))
+            .collect();
+    let live: HashMap<TaskUuid, &TaskRow> = tasks.iter().map(|t| (t.task_uuid, t)).collect();
 
-    for task_row in tasks {
-        let messages = by_task.remove(&task_row.task_uuid).unwrap_or_default();
-        let steps = steps_by_task
-            .remove(&task_row.task_uuid)
-            .unwrap_or_default();
-        let mut work = TaskWork {
-            shared,
-            ctx: &ctx,
-            task: &task_row,
-            steps,
-            report: &mut report,
-            out: &mut out,
+    // Phase 2: decide.
+    let mut successes: Vec<StepUuid> = Vec::new();
+    let mut failures: Vec<StepUuid> = Vec::new();
+    for message in &parsed {
+        let pointer = message.attempt();
+        let Some(node) = graph
+            .get(&pointer.step_uuid)
+            .filter(|_| live.contains_key(&pointer.task_uuid))
+        else {
+            report.ignored += 1;
+            continue;
         };
-        work.apply_messages(&mut tx, &messages).await?;
-        work.advance(&mut tx, &parents).await?;
+        let current = node.attempts == pointer.attempt;
+        match (message, node.state) {
+            (OrchestrationMessage::StepResult(_), StepState::EnqueuedForOrchestration)
+                if current =>
+            {
+                successes.push(pointer.step_uuid);
+            }
+            (OrchestrationMessage::StepResult(_), StepState::EnqueuedAsErrorForOrchestration)
+                if current =>
+            {
+                failures.push(pointer.step_uuid);
+            }
+            (OrchestrationMessage::RetryDue(_), StepState::WaitingForRetry) if current => {
+                // The plan enqueues the step if it is due; if this message
+                // came early, send another for the remaining time.
+                if let Some(due) = node.next_retry_at.filter(|due| *due > now) {
+                    send_retry_due(&mut out, &mut report, pointer, due, now)?;
+                }
+                report.applied += 1;
+            }
+            _ => {
+                tracing::debug!(
+                    task_uuid = %pointer.task_uuid, step_uuid = %pointer.step_uuid,
+                    attempt = pointer.attempt, state = %node.state,
+                    "ignoring duplicate or stale orchestration message"
+                );
+                metrics::counter!("tasker_step_results_total", "outcome" => "ignored").increment(1);
+                report.ignored += 1;
+            }
+        }
     }
-    // Messages for tasks that no longer exist are dropped with the rest.
-    report.ignored += by_task.values().map(Vec::len).sum::<usize>();
+    successes.sort_unstable();
+    successes.dedup();
+    failures.sort_unstable();
+    failures.dedup();
 
+    // Phase 3: apply results.
+    for step in workflow_step_batch::complete_many(&mut tx, &successes, &ctx).await? {
+        if let Some(node) = graph.get_mut(&step) {
+            node.state = StepState::Complete;
+        }
+        report.applied += 1;
+        metrics::counter!("tasker_step_results_total", "outcome" => "complete").increment(1);
+    }
+    for step in failures {
+        if let Some(node) = graph.get_mut(&step) {
+            let correlation = live.get(&node.task_uuid).map(|t| t.correlation_id);
+            if let Some(correlation_id) = correlation
+                && apply_failure(
+                    shared,
+                    &mut tx,
+                    node,
+                    correlation_id,
+                    &ctx,
+                    now,
+                    &mut out,
+                    &mut report,
+                )
+                .await?
+            {
+                report.applied += 1;
+            }
+        }
+    }
+
+    // Phase 4: plan every task, then enqueue and move them all at once.
+    let mut by_task: HashMap<TaskUuid, Vec<&StepNode>> = HashMap::new();
+    for node in graph.values() {
+        by_task.entry(node.task_uuid).or_default().push(node);
+    }
+    let mut to_enqueue: Vec<(StepUuid, StepState)> = Vec::new();
+    let mut paths: Vec<(TaskUuid, tasker_types::state::TaskState, Vec<TaskEvent>)> = Vec::new();
+    for task_row in &tasks {
+        let nodes = by_task.remove(&task_row.task_uuid).unwrap_or_default();
+        let index: HashMap<StepUuid, usize> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.workflow_step_uuid, i))
+            .collect();
+        let views: Vec<StepView> = nodes
+            .iter()
+            .map(|n| StepView {
+                state: n.state,
+                attempts: n.attempts,
+                retry: n.retry,
+                next_retry_at: n.next_retry_at,
+                parents: n
+                    .parents
+                    .iter()
+                    .filter_map(|p| index.get(p).copied())
+                    .collect(),
+            })
+            .collect();
+        let planned = plan(task_row.state, &views, now);
+        to_enqueue.extend(
+            planned
+                .ready
+                .iter()
+                .map(|&i| (nodes[i].workflow_step_uuid, nodes[i].state)),
+        );
+        if !planned.events.is_empty() {
+            paths.push((task_row.task_uuid, task_row.state, planned.events));
+        }
+    }
+    let enqueued = workflow_step_batch::enqueue_many(&mut tx, &to_enqueue, &ctx).await?;
+    for step in &enqueued {
+        let Some(node) = graph.get(step) else {
+            continue;
+        };
+        let Some(task_row) = live.get(&node.task_uuid) else {
+            continue;
+        };
+        let queue = QueueName::worker(&task_row.namespace)
+            .map_err(|e| OrchestrationError::Corrupt(e.to_string()))?;
+        let pointer = StepMessage {
+            task_uuid: task_row.task_uuid,
+            step_uuid: *step,
+            correlation_id: task_row.correlation_id,
+        };
+        out.send(&queue, to_json(&pointer)?);
+    }
+    report.enqueued += enqueued.len();
+    metrics::counter!("tasker_steps_enqueued_total").increment(enqueued.len() as u64);
+    for (task_uuid, state) in task::transition_paths_many(&mut tx, &paths, &ctx).await? {
+        if state.is_terminal()
+            && let Some(task_row) = live.get(&task_uuid)
+        {
+            report.finalized += 1;
+            let elapsed = (now - task_row.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+            let labels = [
+                ("namespace", task_row.namespace.clone()),
+                ("state", state.as_str().to_owned()),
+            ];
+            metrics::counter!("tasker_tasks_finished_total", &labels).increment(1);
+            metrics::histogram!("tasker_task_duration_seconds", &labels).record(elapsed);
+            tracing::info!(%task_uuid, correlation_id = %task_row.correlation_id, to_state = %state, "task finished");
+        }
+    }
+
+    // Phase 5: pointers out, messages gone, all in this transaction.
     let staged = out.flush(shared.queue.as_ref(), &mut tx).await?;
     tx.commit().await?;
     shared.queue.commit_staged(staged).await?;
     Ok(report)
 }
 
-/// One task's share of a batch.
-struct TaskWork<'a> {
-    shared: &'a Shared,
-    ctx: &'a TransitionContext,
-    task: &'a TaskRow,
-    steps: Vec<StepRow>,
-    report: &'a mut BatchReport,
-    out: &'a mut Outgoing,
+/// Retries or fails a step whose attempt failed, per its own policy.
+/// Returns whether the step moved.
+#[allow(clippy::too_many_arguments)] // one call site; the pieces of the batch it updates
+async fn apply_failure(
+    shared: &Shared,
+    conn: &mut sqlx::PgConnection,
+    node: &mut StepNode,
+    correlation_id: tasker_types::ids::CorrelationId,
+    ctx: &TransitionContext,
+    now: DateTime<Utc>,
+    out: &mut Outgoing,
+    report: &mut BatchReport,
+) -> Result<bool, OrchestrationError> {
+    let failure = node
+        .last_error
+        .clone()
+        .and_then(|e| serde_json::from_value::<StepFailure>(e).ok());
+    let (retryable, hint) = failure.as_ref().map_or((true, None), |f| {
+        (f.retryable, f.retry_after_ms.map(Duration::from_millis))
+    });
+    let jitter = shared.config.execution.backoff_jitter;
+    let decision = node.retry.decide(
+        node.attempts,
+        retryable,
+        hint,
+        jitter,
+        &mut RandomJitter::default(),
+    );
+    let step = node.workflow_step_uuid;
+    let written = match decision {
+        RetryDecision::RetryAfter(delay) => {
+            let due = now + chrono::TimeDelta::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
+            let written = workflow_step::schedule_retry(conn, step, due, ctx).await;
+            if written.is_ok() {
+                node.state = StepState::WaitingForRetry;
+                node.next_retry_at = Some(due);
+                let pointer = StepAttempt {
+                    task_uuid: node.task_uuid,
+                    step_uuid: step,
+                    attempt: node.attempts,
+                    correlation_id,
+                };
+                send_retry_due(out, report, &pointer, due, now)?;
+                metrics::counter!("tasker_step_results_total", "outcome" => "retry").increment(1);
+                tracing::info!(task_uuid = %node.task_uuid, step_uuid = %step, attempt = node.attempts,
+                    delay_ms = delay.as_millis() as u64, "step failed; retry scheduled");
+            }
+            written
+        }
+        RetryDecision::GiveUp(reason) => {
+            let written = workflow_step::fail(conn, step, ctx).await;
+            if written.is_ok() {
+                node.state = StepState::Error;
+                metrics::counter!("tasker_step_results_total", "outcome" => "error").increment(1);
+                tracing::warn!(task_uuid = %node.task_uuid, step_uuid = %step, ?reason, "step failed permanently");
+            }
+            written
+        }
+    };
+    match written {
+        Ok(()) => Ok(true),
+        Err(DbError::TransitionConflict { .. }) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
 }
 
-impl TaskWork<'_> {
-    async fn apply_messages(
-        &mut self,
-        conn: &mut sqlx::PgConnection,
-        messages: &[OrchestrationMessage],
-    ) -> Result<(), OrchestrationError> {
-        let now = Utc::now();
-        for message in messages {
-            let pointer = message.attempt();
-            let Some(i) = self
-                .steps
-                .iter()
-                .position(|s| s.workflow_step_uuid == pointer.step_uuid)
-            else {
-                self.report.ignored += 1;
-                continue;
-            };
-            let (state, attempts, next_retry_at) = (
-                self.steps[i].state,
-                self.steps[i].attempts,
-                self.steps[i].next_retry_at,
-            );
-            let current = attempts == pointer.attempt;
-            let applied = match (message, state) {
-                (OrchestrationMessage::StepResult(_), StepState::EnqueuedForOrchestration)
-                    if current =>
-                {
-                    self.accept_success(conn, i).await?
-                }
-                (
-                    OrchestrationMessage::StepResult(_),
-                    StepState::EnqueuedAsErrorForOrchestration,
-                ) if current => self.accept_failure(conn, i, now).await?,
-                (OrchestrationMessage::RetryDue(_), StepState::WaitingForRetry) if current => {
-                    // The plan enqueues the step if it is due; if this message
-                    // came early, send another for the remaining time.
-                    if let Some(due) = next_retry_at.filter(|due| *due > now) {
-                        self.send_retry_due(pointer, due, now)?;
-                    }
-                    true
-                }
-                _ => false,
-            };
-            if applied {
-                self.report.applied += 1;
-            } else {
-                tracing::debug!(
-                    task_uuid = %pointer.task_uuid, step_uuid = %pointer.step_uuid,
-                    attempt = pointer.attempt, %state,
-                    "ignoring duplicate or stale orchestration message"
-                );
-                metrics::counter!("tasker_step_results_total", "outcome" => "ignored").increment(1);
-                self.report.ignored += 1;
-            }
-        }
-        Ok(())
-    }
-
-    async fn accept_success(
-        &mut self,
-        conn: &mut sqlx::PgConnection,
-        i: usize,
-    ) -> Result<bool, OrchestrationError> {
-        let uuid = self.steps[i].workflow_step_uuid;
-        match workflow_step::complete(conn, uuid, self.ctx).await {
-            Ok(()) => {
-                self.steps[i].state = StepState::Complete;
-                metrics::counter!("tasker_step_results_total", "outcome" => "complete")
-                    .increment(1);
-                Ok(true)
-            }
-            Err(DbError::TransitionConflict { .. }) => Ok(false),
-            Err(err) => Err(err.into()),
-        }
-    }
-
-    async fn accept_failure(
-        &mut self,
-        conn: &mut sqlx::PgConnection,
-        i: usize,
-        now: DateTime<Utc>,
-    ) -> Result<bool, OrchestrationError> {
-        let step = &self.steps[i];
-        let failure = step
-            .last_error
-            .clone()
-            .and_then(|e| serde_json::from_value::<StepFailure>(e).ok());
-        let (retryable, hint) = failure.as_ref().map_or((true, None), |f| {
-            (f.retryable, f.retry_after_ms.map(Duration::from_millis))
-        });
-        let jitter = self.shared.config.execution.backoff_jitter;
-        let decision = step.retry.decide(
-            step.attempts,
-            retryable,
-            hint,
-            jitter,
-            &mut RandomJitter::default(),
-        );
-        let uuid = step.workflow_step_uuid;
-        let result = match decision {
-            RetryDecision::RetryAfter(delay) => {
-                let due =
-                    now + chrono::TimeDelta::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
-                let written = workflow_step::schedule_retry(conn, uuid, due, self.ctx).await;
-                if written.is_ok() {
-                    metrics::counter!("tasker_step_results_total", "outcome" => "retry")
-                        .increment(1);
-                    self.steps[i].state = StepState::WaitingForRetry;
-                    self.steps[i].next_retry_at = Some(due);
-                    let pointer = StepAttempt {
-                        task_uuid: self.task.task_uuid,
-                        step_uuid: uuid,
-                        attempt: self.steps[i].attempts,
-                        correlation_id: self.task.correlation_id,
-                    };
-                    self.send_retry_due(&pointer, due, now)?;
-                    tracing::info!(task_uuid = %pointer.task_uuid, step_uuid = %uuid, attempt = pointer.attempt,
-                        delay_ms = delay.as_millis() as u64, "step failed; retry scheduled");
-                }
-                written
-            }
-            RetryDecision::GiveUp(reason) => {
-                let written = workflow_step::fail(conn, uuid, self.ctx).await;
-                if written.is_ok() {
-                    metrics::counter!("tasker_step_results_total", "outcome" => "error")
-                        .increment(1);
-                    self.steps[i].state = StepState::Error;
-                    tracing::warn!(task_uuid = %self.task.task_uuid, step_uuid = %uuid, ?reason, "step failed permanently");
-                }
-                written
-            }
-        };
-        match result {
-            Ok(()) => Ok(true),
-            Err(DbError::TransitionConflict { .. }) => Ok(false),
-            Err(err) => Err(err.into()),
-        }
-    }
-
-    /// Queues a delayed `retry_due` message and arms this process's timer, so
-    /// the retry fires on time here and survives a crash via the message.
-    fn send_retry_due(
-        &mut self,
-        pointer: &StepAttempt,
-        due: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<(), OrchestrationError> {
-        let delay = (due - now).to_std().unwrap_or(Duration::ZERO);
-        let message = to_json(&OrchestrationMessage::RetryDue(*pointer))?;
-        self.out
-            .send_later(&QueueName::step_results(), message, delay);
-        self.report.retries_due.push(delay);
-        Ok(())
-    }
-
-    /// Plans the task with its updated steps, enqueues what is ready and
-    /// moves the task along its path.
-    async fn advance(
-        &mut self,
-        conn: &mut sqlx::PgConnection,
-        parents: &HashMap<StepUuid, Vec<StepUuid>>,
-    ) -> Result<(), OrchestrationError> {
-        let index: HashMap<StepUuid, usize> = self
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.workflow_step_uuid, i))
-            .collect();
-        let views: Vec<StepView> = self
-            .steps
-            .iter()
-            .map(|s| StepView {
-                state: s.state,
-                attempts: s.attempts,
-                retry: s.retry,
-                next_retry_at: s.next_retry_at,
-                parents: parents
-                    .get(&s.workflow_step_uuid)
-                    .map(|ps| ps.iter().filter_map(|p| index.get(p).copied()).collect())
-                    .unwrap_or_default(),
-            })
-            .collect();
-        let planned = plan(self.task.state, &views, Utc::now());
-        if !planned.ready.is_empty() {
-            let worker_queue = QueueName::worker(&self.task.namespace)
-                .map_err(|e| OrchestrationError::Corrupt(e.to_string()))?;
-            let ready: Vec<ToEnqueue> = planned
-                .ready
-                .iter()
-                .map(|&i| ToEnqueue {
-                    step: self.steps[i].workflow_step_uuid,
-                    from: self.steps[i].state,
-                })
-                .collect();
-            let moved = enqueue_steps(
-                conn,
-                self.task.task_uuid,
-                self.task.correlation_id,
-                &worker_queue,
-                &ready,
-                self.ctx,
-                self.out,
-            )
-            .await?;
-            self.report.enqueued += moved;
-            metrics::counter!("tasker_steps_enqueued_total").increment(moved as u64);
-        }
-        if !planned.events.is_empty() {
-            let state = task::transition_path(
-                conn,
-                self.task.task_uuid,
-                self.task.state,
-                &planned.events,
-                self.ctx,
-            )
-            .await?;
-            if state.is_terminal() {
-                self.report.finalized += 1;
-                let elapsed = (Utc::now() - self.task.created_at)
-                    .num_milliseconds()
-                    .max(0) as f64
-                    / 1000.0;
-                let labels = [
-                    ("namespace", self.task.namespace.clone()),
-                    ("state", state.as_str().to_owned()),
-                ];
-                metrics::counter!("tasker_tasks_finished_total", &labels).increment(1);
-                metrics::histogram!("tasker_task_duration_seconds", &labels).record(elapsed);
-                tracing::info!(task_uuid = %self.task.task_uuid, correlation_id = %self.task.correlation_id,
-                    to_state = %state, "task finished");
-            } else if let Target::WaitingForRetry(Some(due)) = planned.target {
-                tracing::debug!(task_uuid = %self.task.task_uuid, %due, "task waiting for a retry");
-            }
-        }
-        Ok(())
-    }
+/// Queues a delayed `retry_due` message and asks for this process's timer,
+/// so the retry fires on time here and survives a crash via the message.
+fn send_retry_due(
+    out: &mut Outgoing,
+    report: &mut BatchReport,
+    pointer: &StepAttempt,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), OrchestrationError> {
+    let delay = (due - now).to_std().unwrap_or(Duration::ZERO);
+    let message = to_json(&OrchestrationMessage::RetryDue(*pointer))?;
+    out.send_later(&QueueName::step_results(), message, delay);
+    report.retries_due.push(delay);
+    Ok(())
 }
