@@ -4,6 +4,8 @@
 //! - [`state`]: the task and step state machines (SPEC §3).
 //! - [`template`]: task templates — model, strict parser, validator (SPEC §2).
 //! - [`dag`]: topological order, roots, reachability and cycles.
+//! - [`dlq`]: DLQ reasons, statuses and API shapes (SPEC §4.10).
+//! - [`expansion`]: what decision and batch outcomes create (SPEC §4.6–§4.7).
 //! - [`readiness`]: may a step run now (SPEC §4.1).
 //! - [`backoff`]: retry policy and delays (SPEC §4.4).
 //! - [`identity`]: the SHA-256 identity hash over canonical JSON (SPEC §4.8).
@@ -24,6 +26,8 @@
 pub mod api;
 pub mod backoff;
 pub mod dag;
+pub mod dlq;
+pub mod expansion;
 pub mod identity;
 pub mod ids;
 pub mod messages;

@@ -113,6 +113,19 @@ pub struct CursorConfig {
     pub batch_size: u64,
 }
 
+/// Where a batch worker got to (SPEC §4.7): saved while it runs, handed to
+/// the next attempt so it resumes there instead of at the start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Where to resume (the next item to process).
+    pub cursor: Value,
+    /// Items processed so far, across attempts.
+    pub items_processed: u64,
+    /// What the items processed so far added up to.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub partial_results: Value,
+}
+
 impl StepOutcome {
     /// A plain success.
     pub fn success(result: Value) -> Self {

@@ -66,7 +66,10 @@ pub fn evaluate(step: &ReadinessInput, now: DateTime<Utc>) -> Readiness {
     }
     let first_attempt = step.attempts == 0;
     let may_retry = step.retryable && step.attempts < step.max_attempts;
-    if !(first_attempt || may_retry) {
+    // A `pending` step that has run before was reset by an operator, who
+    // gave it a fresh budget: it runs whether or not failures are retryable.
+    let reset = step.state == StepState::Pending && step.attempts < step.max_attempts;
+    if !(first_attempt || may_retry || reset) {
         return Readiness::RetriesExhausted;
     }
     match step.next_retry_at {
@@ -150,6 +153,23 @@ mod tests {
             evaluate(&first_attempt_of_unretryable, now),
             Readiness::Ready
         );
+    }
+
+    #[test]
+    fn a_step_reset_by_an_operator_runs_within_its_new_budget() {
+        let now = Utc::now();
+        let reset = ReadinessInput {
+            attempts: 1,
+            max_attempts: 2,
+            retryable: false,
+            ..pending()
+        };
+        assert_eq!(evaluate(&reset, now), Readiness::Ready);
+        let spent = ReadinessInput {
+            max_attempts: 1,
+            ..reset
+        };
+        assert_eq!(evaluate(&spent, now), Readiness::RetriesExhausted);
     }
 
     #[test]

@@ -21,12 +21,15 @@ pub enum StepState {
     /// worker (`RecordSuccess`/`RecordFailure`), or by another worker once the
     /// lease has expired (`Reclaim`).
     InProgress,
-    /// The worker stored a successful result. Left by orchestration (`Complete`).
+    /// The worker stored a successful result. Left by orchestration
+    /// (`Complete`, or `Fail` when the outcome cannot be applied).
     EnqueuedForOrchestration,
     /// The worker stored a failure. Left by orchestration (`ScheduleRetry` or `Fail`).
     EnqueuedAsErrorForOrchestration,
     /// Failed with attempts left; `next_retry_at` says when. Left by the
-    /// retry timer (`Enqueue`).
+    /// retry timer (`Enqueue`). Enqueued, in-progress and retrying steps that
+    /// make no progress for too long are failed by the staleness detector
+    /// (`Expire`).
     WaitingForRetry,
     /// Terminal: the handler succeeded and orchestration accepted the result.
     Complete,
@@ -59,8 +62,14 @@ pub enum StepEvent {
     /// Orchestration schedules another attempt:
     /// `enqueued_as_error_for_orchestration → waiting_for_retry`.
     ScheduleRetry,
-    /// Orchestration gives up on the step: `enqueued_as_error_for_orchestration → error`.
+    /// Orchestration gives up on the step: `enqueued_as_error_for_orchestration → error`,
+    /// or refuses a success it cannot apply (an invalid decision or batch
+    /// outcome): `enqueued_for_orchestration → error`.
     Fail,
+    /// The staleness detector gives up on a step that made no progress for
+    /// longer than its task's threshold: `enqueued | in_progress |
+    /// waiting_for_retry → error` (SPEC §4.10). A late result is then fenced out.
+    Expire,
     /// The task is cancelled: any non-terminal state `→ cancelled`.
     Cancel,
     /// An operator closes the step without a result: any non-terminal state
@@ -150,7 +159,8 @@ impl StepState {
             (S::InProgress, E::RecordFailure) => S::EnqueuedAsErrorForOrchestration,
             (S::EnqueuedForOrchestration, E::Complete) => S::Complete,
             (S::EnqueuedAsErrorForOrchestration, E::ScheduleRetry) => S::WaitingForRetry,
-            (S::EnqueuedAsErrorForOrchestration, E::Fail) => S::Error,
+            (S::EnqueuedAsErrorForOrchestration | S::EnqueuedForOrchestration, E::Fail) => S::Error,
+            (S::Enqueued | S::InProgress | S::WaitingForRetry, E::Expire) => S::Error,
             (from, E::Cancel) if !from.is_terminal() => S::Cancelled,
             (from, E::ResolveManually) if !from.is_terminal() || from == S::Error => {
                 S::ResolvedManually
@@ -171,7 +181,7 @@ impl StepState {
 
 impl StepEvent {
     /// Every event.
-    pub const ALL: [StepEvent; 12] = [
+    pub const ALL: [StepEvent; 13] = [
         StepEvent::Enqueue,
         StepEvent::Start,
         StepEvent::Reclaim,
@@ -180,6 +190,7 @@ impl StepEvent {
         StepEvent::Complete,
         StepEvent::ScheduleRetry,
         StepEvent::Fail,
+        StepEvent::Expire,
         StepEvent::Cancel,
         StepEvent::ResolveManually,
         StepEvent::CompleteManually,
@@ -197,6 +208,7 @@ impl StepEvent {
             StepEvent::Complete => "complete",
             StepEvent::ScheduleRetry => "schedule_retry",
             StepEvent::Fail => "fail",
+            StepEvent::Expire => "expire",
             StepEvent::Cancel => "cancel",
             StepEvent::ResolveManually => "resolve_manually",
             StepEvent::CompleteManually => "complete_manually",
@@ -261,6 +273,10 @@ mod tests {
                 S::WaitingForRetry,
             ),
             (S::EnqueuedAsErrorForOrchestration, E::Fail, S::Error),
+            (S::EnqueuedForOrchestration, E::Fail, S::Error),
+            (S::Enqueued, E::Expire, S::Error),
+            (S::InProgress, E::Expire, S::Error),
+            (S::WaitingForRetry, E::Expire, S::Error),
             (S::Error, E::ResetForRetry, S::Pending),
             (S::Error, E::ResolveManually, S::ResolvedManually),
             (S::Error, E::CompleteManually, S::Complete),
@@ -296,7 +312,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 10 * 12);
+        assert_eq!(checked, 10 * 13);
     }
 
     #[test]
