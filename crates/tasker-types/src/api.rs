@@ -214,6 +214,14 @@ pub struct StepView {
     /// Its last failure.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub last_error: Option<Value>,
+    /// Extra inputs: a batch worker's cursor, or inputs an operator edited.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub inputs: Option<Value>,
+    /// A batch worker's last checkpoint (cursor, items processed, partial results).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub checkpoint: Option<Value>,
     /// When its retry is due.
     pub next_retry_at: Option<DateTime<Utc>>,
     /// When the running attempt's lease ends.
@@ -226,6 +234,69 @@ pub struct StepView {
     pub updated_at: DateTime<Utc>,
     /// Finished.
     pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// What an operator does to a step (`PATCH …/workflow_steps/{step_uuid}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum StepActionKind {
+    /// Run a failed step again, with a fresh attempt budget (optionally with
+    /// edited `inputs`).
+    ResetForRetry,
+    /// Declare the step done without a result; dependents proceed.
+    ResolveManually,
+    /// Declare the step done with `result`, which dependents receive.
+    CompleteManually,
+}
+
+impl StepActionKind {
+    /// The action's name, as the API spells it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StepActionKind::ResetForRetry => "reset_for_retry",
+            StepActionKind::ResolveManually => "resolve_manually",
+            StepActionKind::CompleteManually => "complete_manually",
+        }
+    }
+}
+
+/// An operator's action on a step, audited with who and why (SPEC §4.10).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StepActionRequest {
+    /// What to do.
+    pub action: StepActionKind,
+    /// Who does it (recorded in the audit trail).
+    pub actor: String,
+    /// Why (recorded in the audit trail).
+    pub reason: String,
+    /// `reset_for_retry` only: inputs that replace the step's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub inputs: Option<Value>,
+    /// `complete_manually` only (required there): the step's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub result: Option<Value>,
+}
+
+impl StepActionRequest {
+    /// An action by `actor` for `reason`, with no inputs or result.
+    pub fn new(
+        action: StepActionKind,
+        actor: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self {
+            action,
+            actor: actor.into(),
+            reason: reason.into(),
+            inputs: None,
+            result: None,
+        }
+    }
 }
 
 /// Filters and paging of `GET /v1/tasks`.
