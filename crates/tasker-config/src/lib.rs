@@ -31,6 +31,7 @@ mod interpolate;
 mod layers;
 mod messaging;
 mod orchestration;
+mod staleness;
 mod telemetry;
 mod web;
 mod worker;
@@ -46,7 +47,8 @@ pub use event_system::{DeploymentMode, EventSystemConfig};
 pub use execution::ExecutionConfig;
 pub use layers::KNOWN_ENVIRONMENTS;
 pub use messaging::{MessagingBackend, MessagingConfig};
-pub use orchestration::OrchestrationConfig;
+pub use orchestration::{ExpansionLimitsConfig, OrchestrationConfig};
+pub use staleness::StalenessConfig;
 pub use telemetry::{LogFormat, TelemetryConfig};
 pub use web::WebConfig;
 pub use worker::WorkerConfig;
@@ -64,6 +66,8 @@ pub struct TaskerConfig {
     pub execution: ExecutionConfig,
     /// `[orchestration]`.
     pub orchestration: OrchestrationConfig,
+    /// `[staleness]`.
+    pub staleness: StalenessConfig,
     /// `[worker]`.
     pub worker: WorkerConfig,
     /// `[web]`.
@@ -79,6 +83,7 @@ struct RawConfig {
     messaging: messaging::RawMessaging,
     execution: execution::RawExecution,
     orchestration: orchestration::RawOrchestration,
+    staleness: staleness::RawStaleness,
     worker: worker::RawWorker,
     web: web::RawWeb,
     telemetry: telemetry::RawTelemetry,
@@ -177,6 +182,7 @@ impl ConfigLoader {
             messaging: raw.messaging.validate()?,
             execution: raw.execution.validate()?,
             orchestration: raw.orchestration.validate()?,
+            staleness: raw.staleness.validate()?,
             worker: raw.worker.validate((self.vars)("TASKER_TEMPLATE_PATH"))?,
             web: raw.web.validate()?,
             telemetry: raw.telemetry.validate()?,

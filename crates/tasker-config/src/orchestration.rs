@@ -22,6 +22,9 @@ pub(crate) struct RawOrchestration {
     fallback_poll_interval_ms: u64,
     retry_timer_slack_ms: u64,
     shutdown_timeout_ms: u64,
+    max_steps_per_decision: usize,
+    max_decision_depth: usize,
+    max_batches_per_step: usize,
 }
 
 /// How the orchestration loops run.
@@ -43,6 +46,19 @@ pub struct OrchestrationConfig {
     pub retry_timer_slack: Duration,
     /// Soft-shutdown budget.
     pub shutdown_timeout: Duration,
+    /// What one decision or batch outcome may create.
+    pub expansion: ExpansionLimitsConfig,
+}
+
+/// Limits on what one decision or batchable outcome may create (SPEC §4.6–§4.7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpansionLimitsConfig {
+    /// Most steps one decision outcome may create.
+    pub max_steps_per_decision: usize,
+    /// Deepest nesting of decision steps.
+    pub max_decision_depth: usize,
+    /// Most batches one batchable outcome may create.
+    pub max_batches_per_step: usize,
 }
 
 pub(crate) fn non_zero(key: &str, value: usize, hi: usize) -> Result<NonZeroUsize, ConfigError> {
@@ -89,6 +105,26 @@ impl RawOrchestration {
                 0,
                 3_600_000,
             )?,
+            expansion: ExpansionLimitsConfig {
+                max_steps_per_decision: non_zero(
+                    &k("max_steps_per_decision"),
+                    self.max_steps_per_decision,
+                    10_000,
+                )?
+                .get(),
+                max_decision_depth: non_zero(
+                    &k("max_decision_depth"),
+                    self.max_decision_depth,
+                    100,
+                )?
+                .get(),
+                max_batches_per_step: non_zero(
+                    &k("max_batches_per_step"),
+                    self.max_batches_per_step,
+                    100_000,
+                )?
+                .get(),
+            },
         })
     }
 }

@@ -157,7 +157,15 @@ fn unknown_keys_wrong_types_and_ranges_name_the_key_path() {
         ),
         (
             "[tracing]\nenabled = true\n",
-            "tracing: unknown field `tracing`, expected one of `database`, `messaging`, `execution`, `orchestration`, `worker`, `web`, `telemetry`",
+            "tracing: unknown field `tracing`, expected one of `database`, `messaging`, `execution`, `orchestration`, `staleness`, `worker`, `web`, `telemetry`",
+        ),
+        (
+            "[staleness]\nmax_waiting_for_retry_minutes = 600000\n",
+            "staleness.max_waiting_for_retry_minutes: must be between 0 and 525600 (got 600000)",
+        ),
+        (
+            "[orchestration]\nmax_decision_depth = 0\n",
+            "orchestration.max_decision_depth: must be between 1 and 100 (got 0)",
         ),
     ];
     for (toml_text, expected) in cases {
