@@ -2,8 +2,9 @@
 //! (a conflict, a duplicate, a missing row) and infrastructure failures,
 //! transient or not, so callers retry without parsing strings.
 
+use tasker_types::dlq::DlqStatus;
 use tasker_types::identity::IdentityError;
-use tasker_types::ids::{StepUuid, TaskUuid};
+use tasker_types::ids::{DlqEntryUuid, StepUuid, TaskUuid};
 use tasker_types::state::InvalidTransition;
 use uuid::Uuid;
 
@@ -62,6 +63,19 @@ pub enum DbError {
     /// No such step.
     #[error("step {0} not found")]
     StepNotFound(StepUuid),
+    /// No such DLQ entry.
+    #[error("DLQ entry {0} not found")]
+    DlqEntryNotFound(DlqEntryUuid),
+    /// A DLQ entry cannot move to the status asked for.
+    #[error("DLQ entry {entry} is `{from}` and cannot become `{to}`")]
+    DlqStatusConflict {
+        /// The entry.
+        entry: DlqEntryUuid,
+        /// Its status.
+        from: DlqStatus,
+        /// The status asked for.
+        to: DlqStatus,
+    },
     /// A stored value does not parse (a bug or a manual edit).
     #[error("corrupt row: {0}")]
     Corrupt(String),

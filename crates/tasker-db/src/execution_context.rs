@@ -1,8 +1,9 @@
 //! What a worker loads to run one step: the task, the step, and the results
 //! of the steps it depends on (SPEC §7).
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::Value;
-use sqlx::PgExecutor;
 use tasker_types::ids::{CorrelationId, StepUuid, TaskUuid, TemplateUuid};
 use tasker_types::state::{StepState, TaskState};
 
@@ -44,6 +45,10 @@ pub struct ExecutionContext {
     pub step: StepRow,
     /// Completed ancestors' results, direct parents first, then by name.
     pub dependencies: Vec<DependencyResult>,
+    /// Direct parents that failed permanently — only possible when their
+    /// failure is tolerated (`continue_on_failure` batches), so a
+    /// convergence step can see which ones failed — with their last errors.
+    pub failed_parents: Vec<(String, Value)>,
 }
 
 /// Loads the context for running `step`.
@@ -57,26 +62,10 @@ pub async fn load(
     let row = workflow_step::get(&mut *conn, step)
         .await?
         .ok_or(DbError::StepNotFound(step))?;
-    let task = sqlx::query!(
-        r#"SELECT named_task_uuid, namespace, name, version, state, context, correlation_id
-           FROM tasker.tasks WHERE task_uuid = $1"#,
-        row.task_uuid.as_uuid()
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    let dependencies = dependencies(&mut *conn, step).await?;
-    Ok(ExecutionContext {
-        task_uuid: row.task_uuid,
-        task_state: convert::task_state(&task.state)?,
-        named_task_uuid: TemplateUuid::from_uuid(task.named_task_uuid),
-        namespace: task.namespace,
-        task_name: task.name,
-        task_version: task.version,
-        context: task.context,
-        correlation_id: CorrelationId::from_uuid(task.correlation_id),
-        step: row,
-        dependencies,
-    })
+    load_many(conn, vec![row])
+        .await?
+        .pop()
+        .ok_or(DbError::StepNotFound(step))
 }
 
 /// The contexts of `steps` (already loaded, e.g. just claimed), with two
@@ -100,46 +89,7 @@ pub async fn load_many(
     )
     .fetch_all(&mut *conn)
     .await?;
-    let step_uuids: Vec<uuid::Uuid> = steps
-        .iter()
-        .map(|s| s.workflow_step_uuid.as_uuid())
-        .collect();
-    let ancestors = sqlx::query!(
-        // The LATERAL … OFFSET 0 lookups keep the planner on index scans: a
-        // generic plan otherwise hash-joins whole tables on every iteration
-        // and slows down as the tables grow.
-        r#"WITH RECURSIVE ancestors (target, step_uuid, direct) AS (
-               SELECT to_step_uuid, from_step_uuid, true
-               FROM tasker.workflow_step_edges WHERE to_step_uuid = ANY($1)
-               UNION
-               SELECT a.target, e.from_step_uuid, false
-               FROM ancestors a CROSS JOIN LATERAL (
-                   SELECT from_step_uuid FROM tasker.workflow_step_edges
-                   WHERE to_step_uuid = a.step_uuid OFFSET 0) e)
-           SELECT a.target AS "target!", s.name AS "name!", s.results, bool_or(a.direct) AS "direct!"
-           FROM ancestors a CROSS JOIN LATERAL (
-               SELECT workflow_step_uuid, name, results, state FROM tasker.workflow_steps
-               WHERE workflow_step_uuid = a.step_uuid OFFSET 0) s
-           WHERE s.state = ANY($2)
-           GROUP BY a.target, s.workflow_step_uuid, s.name, s.results
-           ORDER BY a.target, bool_or(a.direct) DESC, s.name"#,
-        &step_uuids,
-        &[
-            StepState::Complete.as_str().to_owned(),
-            StepState::ResolvedManually.as_str().to_owned()
-        ]
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut by_step: std::collections::HashMap<uuid::Uuid, Vec<DependencyResult>> =
-        std::collections::HashMap::new();
-    for a in ancestors {
-        by_step.entry(a.target).or_default().push(DependencyResult {
-            name: a.name,
-            results: a.results,
-            direct: a.direct,
-        });
-    }
+    let mut lineage = lineage(&mut *conn, &steps).await?;
     let tasks: std::collections::HashMap<uuid::Uuid, _> =
         tasks.into_iter().map(|t| (t.task_uuid, t)).collect();
     steps
@@ -157,8 +107,13 @@ pub async fn load_many(
                 task_version: task.version.clone(),
                 context: task.context.clone(),
                 correlation_id: CorrelationId::from_uuid(task.correlation_id),
-                dependencies: by_step
-                    .remove(&step.workflow_step_uuid.as_uuid())
+                dependencies: lineage
+                    .dependencies
+                    .remove(&step.workflow_step_uuid)
+                    .unwrap_or_default(),
+                failed_parents: lineage
+                    .failed_parents
+                    .remove(&step.workflow_step_uuid)
                     .unwrap_or_default(),
                 step,
             })
@@ -166,45 +121,118 @@ pub async fn load_many(
         .collect()
 }
 
+/// What each step is owed by the steps above it.
+struct Lineage {
+    dependencies: HashMap<StepUuid, Vec<DependencyResult>>,
+    failed_parents: HashMap<StepUuid, Vec<(String, Value)>>,
+}
+
+/// The completed ancestors (with results) and failed direct parents of
+/// each of `steps`, in two plain statements: the edges of their tasks, and
+/// the ancestors' rows. The graph is walked here rather than by a recursive
+/// query, whose plan PostgreSQL chose badly as the tables grew (a median of
+/// 20 ms per claim in the benchmark; see docs/benchmarks.md).
+async fn lineage(conn: &mut sqlx::PgConnection, steps: &[StepRow]) -> Result<Lineage, DbError> {
+    let mut tasks: Vec<uuid::Uuid> = steps.iter().map(|s| s.task_uuid.as_uuid()).collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    let edges = sqlx::query!(
+        "SELECT from_step_uuid, to_step_uuid FROM tasker.workflow_step_edges WHERE task_uuid = ANY($1)",
+        &tasks
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut parents: HashMap<uuid::Uuid, Vec<uuid::Uuid>> = HashMap::new();
+    for e in &edges {
+        parents
+            .entry(e.to_step_uuid)
+            .or_default()
+            .push(e.from_step_uuid);
+    }
+    // Each step's ancestors, each marked whether it is a direct parent.
+    let mut wanted: HashSet<uuid::Uuid> = HashSet::new();
+    let mut ancestry: Vec<(StepUuid, HashMap<uuid::Uuid, bool>)> = Vec::with_capacity(steps.len());
+    for step in steps {
+        let direct = parents
+            .get(&step.workflow_step_uuid.as_uuid())
+            .cloned()
+            .unwrap_or_default();
+        let mut seen: HashMap<uuid::Uuid, bool> = direct.iter().map(|p| (*p, true)).collect();
+        let mut stack = direct;
+        while let Some(next) = stack.pop() {
+            for p in parents.get(&next).into_iter().flatten() {
+                if !seen.contains_key(p) {
+                    seen.insert(*p, false);
+                    stack.push(*p);
+                }
+            }
+        }
+        wanted.extend(seen.keys().copied());
+        ancestry.push((step.workflow_step_uuid, seen));
+    }
+    let mut lineage = Lineage {
+        dependencies: HashMap::new(),
+        failed_parents: HashMap::new(),
+    };
+    if wanted.is_empty() {
+        return Ok(lineage);
+    }
+    let wanted: Vec<uuid::Uuid> = wanted.into_iter().collect();
+    let rows = sqlx::query!(
+        r#"SELECT workflow_step_uuid, name, state, results, last_error
+           FROM tasker.workflow_steps WHERE workflow_step_uuid = ANY($1)"#,
+        &wanted
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_uuid = HashMap::with_capacity(rows.len());
+    for r in rows {
+        let state = convert::step_state(&r.state)?;
+        by_uuid.insert(
+            r.workflow_step_uuid,
+            (r.name, state, r.results, r.last_error),
+        );
+    }
+    for (step, seen) in ancestry {
+        let mut dependencies = Vec::new();
+        let mut failed = Vec::new();
+        for (uuid, direct) in seen {
+            let Some((name, state, results, last_error)) = by_uuid.get(&uuid) else {
+                continue;
+            };
+            if state.satisfies_dependency() {
+                dependencies.push(DependencyResult {
+                    name: name.clone(),
+                    results: results.clone(),
+                    direct,
+                });
+            } else if direct && *state == StepState::Error {
+                failed.push((name.clone(), last_error.clone().unwrap_or(Value::Null)));
+            }
+        }
+        dependencies.sort_by(|a, b| b.direct.cmp(&a.direct).then_with(|| a.name.cmp(&b.name)));
+        failed.sort_by(|a, b| a.0.cmp(&b.0));
+        lineage.dependencies.insert(step, dependencies);
+        lineage.failed_parents.insert(step, failed);
+    }
+    Ok(lineage)
+}
+
 /// Every ancestor of `step` that satisfied its dependency (`complete` or
-/// `resolved_manually`), with its result.
+/// `resolved_manually`), with its result: direct parents first, then by name.
 ///
 /// # Errors
 /// [`DbError`] on database failure.
 pub async fn dependencies(
-    executor: impl PgExecutor<'_>,
+    conn: &mut sqlx::PgConnection,
     step: StepUuid,
 ) -> Result<Vec<DependencyResult>, DbError> {
-    let rows = sqlx::query!(
-        // See `load_many` on the LATERAL … OFFSET 0 lookups.
-        r#"WITH RECURSIVE ancestors (step_uuid, direct) AS (
-               SELECT from_step_uuid, true FROM tasker.workflow_step_edges WHERE to_step_uuid = $1
-               UNION
-               SELECT e.from_step_uuid, false
-               FROM ancestors a CROSS JOIN LATERAL (
-                   SELECT from_step_uuid FROM tasker.workflow_step_edges
-                   WHERE to_step_uuid = a.step_uuid OFFSET 0) e)
-           SELECT s.name AS "name!", s.results, bool_or(a.direct) AS "direct!"
-           FROM ancestors a CROSS JOIN LATERAL (
-               SELECT workflow_step_uuid, name, results, state FROM tasker.workflow_steps
-               WHERE workflow_step_uuid = a.step_uuid OFFSET 0) s
-           WHERE s.state = ANY($2)
-           GROUP BY s.workflow_step_uuid, s.name, s.results
-           ORDER BY bool_or(a.direct) DESC, s.name"#,
-        step.as_uuid(),
-        &[
-            StepState::Complete.as_str().to_owned(),
-            StepState::ResolvedManually.as_str().to_owned()
-        ]
-    )
-    .fetch_all(executor)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| DependencyResult {
-            name: r.name,
-            results: r.results,
-            direct: r.direct,
-        })
-        .collect())
+    let Some(row) = workflow_step::get(&mut *conn, step).await? else {
+        return Ok(Vec::new());
+    };
+    Ok(lineage(conn, std::slice::from_ref(&row))
+        .await?
+        .dependencies
+        .remove(&step)
+        .unwrap_or_default())
 }

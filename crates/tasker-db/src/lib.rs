@@ -4,7 +4,8 @@
 //!   Tasker's migrations (schema `tasker`).
 //! - One module per table, queries named entity-first: [`named_task`],
 //!   [`task`], [`workflow_step`], [`workflow_step_edge`], [`task_transition`],
-//!   [`workflow_step_transition`].
+//!   [`workflow_step_transition`]; [`workflow_step_repair`] for the
+//!   transitions off the happy path; [`dlq`] for `tasks_dlq`.
 //! - Fenced transitions: every state change is a compare-and-set on the
 //!   expected state (and attempt, for worker writes) that writes its
 //!   transition row in the same transaction; zero rows changed is
@@ -22,14 +23,17 @@ mod pool;
 mod transition;
 
 pub mod dev_cluster;
+pub mod dlq;
 pub mod execution_context;
 pub mod named_task;
 pub mod result_audit;
 pub mod task;
+pub mod task_staleness;
 pub mod task_transition;
 pub mod workflow_step;
 pub mod workflow_step_batch;
 pub mod workflow_step_edge;
+pub mod workflow_step_repair;
 pub mod workflow_step_transition;
 
 #[cfg(feature = "testing")]

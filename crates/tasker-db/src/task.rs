@@ -341,6 +341,29 @@ pub async fn lock_many(
     records.into_iter().map(TaskRow::try_from).collect()
 }
 
+/// Locks `task` (`FOR UPDATE SKIP LOCKED`) and returns it, or `None` when it
+/// does not exist or another transaction holds it (for background work that
+/// must never wait behind the result loop).
+///
+/// # Errors
+/// [`DbError`] on database failure or an unreadable row.
+pub async fn lock_if_free(
+    conn: &mut PgConnection,
+    task: TaskUuid,
+) -> Result<Option<TaskRow>, DbError> {
+    let record = sqlx::query_as!(
+        TaskRecord,
+        r#"SELECT task_uuid, named_task_uuid, namespace, name, version, state, context,
+                  identity_hash, idempotency_key, correlation_id, priority, tags, initiator,
+                  source_system, reason, created_at, updated_at, completed_at
+           FROM tasker.tasks WHERE task_uuid = $1 FOR UPDATE SKIP LOCKED"#,
+        task.as_uuid()
+    )
+    .fetch_optional(conn)
+    .await?;
+    record.map(TaskRow::try_from).transpose()
+}
+
 /// Moves many tasks along their paths at once: for each `(task, from,
 /// events)` (events checked against the state machine), one compare-and-set
 /// from `from` to the path's end, with one transition row per event — two

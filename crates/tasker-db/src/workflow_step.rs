@@ -425,6 +425,36 @@ pub async fn renew_lease(
     expires.ok_or_else(|| conflict(step, from, Some(attempt)))
 }
 
+/// Saves attempt `attempt`'s checkpoint (a batch worker's cursor, items
+/// processed and partial results), so a retried attempt resumes from it.
+/// Not a state change, but fenced by the attempt like a result write.
+///
+/// # Errors
+/// [`DbError::TransitionConflict`] when the attempt is no longer current.
+pub async fn save_checkpoint(
+    executor: impl PgExecutor<'_>,
+    step: StepUuid,
+    attempt: u32,
+    checkpoint: &Value,
+) -> Result<(), DbError> {
+    let from = StepState::InProgress;
+    let saved = sqlx::query_scalar!(
+        r#"UPDATE tasker.workflow_steps
+           SET checkpoint = $4, updated_at = now()
+           WHERE workflow_step_uuid = $1 AND state = $2 AND attempts = $3
+           RETURNING attempts"#,
+        step.as_uuid(),
+        from.as_str(),
+        convert::to_i32(attempt),
+        checkpoint
+    )
+    .fetch_optional(executor)
+    .await?;
+    saved
+        .map(|_| ())
+        .ok_or_else(|| conflict(step, from, Some(attempt)))
+}
+
 /// `in_progress → enqueued_for_orchestration`: attempt `attempt` stores its
 /// result (and, for decision and batchable steps, what to create next). A
 /// stale attempt's write is rejected.
@@ -690,7 +720,7 @@ async fn settle(
 }
 
 /// Maps the CAS's returned row to `(task, attempt)`, or a conflict.
-fn fenced(
+pub(crate) fn fenced(
     row: Option<(Uuid, i32)>,
     step: StepUuid,
     from: StepState,
@@ -700,7 +730,7 @@ fn fenced(
         .ok_or_else(|| conflict(step, from, expected_attempt))
 }
 
-fn conflict(step: StepUuid, from: StepState, expected_attempt: Option<u32>) -> DbError {
+pub(crate) fn conflict(step: StepUuid, from: StepState, expected_attempt: Option<u32>) -> DbError {
     DbError::TransitionConflict {
         entity: "step",
         uuid: step.as_uuid(),
@@ -710,7 +740,7 @@ fn conflict(step: StepUuid, from: StepState, expected_attempt: Option<u32>) -> D
 }
 
 #[allow(clippy::too_many_arguments)] // one call shape, private, mirrors the row it writes
-async fn record(
+pub(crate) async fn record(
     conn: &mut PgConnection,
     step: StepUuid,
     task: TaskUuid,

@@ -321,6 +321,10 @@ pub struct StepNode {
     pub task_uuid: TaskUuid,
     /// Its name.
     pub name: String,
+    /// The template step it was made from.
+    pub template_step: String,
+    /// Its role in the graph.
+    pub step_type: tasker_types::template::StepType,
     /// Its state.
     pub state: StepState,
     /// Its current attempt.
@@ -331,6 +335,9 @@ pub struct StepNode {
     pub next_retry_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Its last failure (to decide on a retry).
     pub last_error: Option<Value>,
+    /// What a decision or batchable step's handler asked to create (only
+    /// loaded while its result awaits orchestration).
+    pub flow_control: Option<Value>,
     /// Its parents in the task.
     pub parents: Vec<StepUuid>,
 }
@@ -345,9 +352,11 @@ pub async fn graph_for_tasks(
 ) -> Result<Vec<StepNode>, DbError> {
     let uuids: Vec<Uuid> = tasks.iter().map(TaskUuid::as_uuid).collect();
     let rows = sqlx::query!(
-        r#"SELECT s.workflow_step_uuid, s.task_uuid, s.name, s.state, s.attempts, s.max_attempts,
-                  s.retryable, s.backoff, s.backoff_base_ms, s.max_backoff_ms, s.next_retry_at,
-                  s.last_error,
+        r#"SELECT s.workflow_step_uuid, s.task_uuid, s.name, s.template_step, s.step_type, s.state,
+                  s.attempts, s.max_attempts, s.retryable, s.backoff, s.backoff_base_ms,
+                  s.max_backoff_ms, s.next_retry_at, s.last_error,
+                  CASE WHEN s.state = 'enqueued_for_orchestration' THEN s.flow_control END
+                      AS flow_control,
                   ARRAY(SELECT e.from_step_uuid FROM tasker.workflow_step_edges e
                         WHERE e.to_step_uuid = s.workflow_step_uuid) AS "parents!"
            FROM tasker.workflow_steps s WHERE s.task_uuid = ANY($1)"#,
@@ -361,6 +370,8 @@ pub async fn graph_for_tasks(
                 workflow_step_uuid: StepUuid::from_uuid(r.workflow_step_uuid),
                 task_uuid: TaskUuid::from_uuid(r.task_uuid),
                 name: r.name,
+                template_step: r.template_step,
+                step_type: convert::step_type(&r.step_type)?,
                 state: convert::step_state(&r.state)?,
                 attempts: convert::count(r.attempts),
                 retry: tasker_types::backoff::RetryPolicy {
@@ -372,6 +383,7 @@ pub async fn graph_for_tasks(
                 },
                 next_retry_at: r.next_retry_at,
                 last_error: r.last_error,
+                flow_control: r.flow_control,
                 parents: r.parents.into_iter().map(StepUuid::from_uuid).collect(),
             })
         })
