@@ -3,15 +3,19 @@
 //! at least once, acceptance exactly once per attempt (SPEC §4.3).
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use sqlx::PgPool;
 use tasker_types::ids::{CorrelationId, StepUuid, TaskUuid};
 use tasker_types::outcome::{
-    BatchOutcome, DecisionOutcome, FlowControl, StepFailure, StepOutcome, error_types,
+    BatchOutcome, Checkpoint, CursorConfig, DecisionOutcome, FlowControl, StepFailure, StepOutcome,
+    error_types,
 };
+use tasker_types::template::BatchConfig;
 use tokio_util::sync::CancellationToken;
 
 /// Runs one step. Registered in a [`crate::HandlerRegistry`] under its `callable`.
@@ -70,11 +74,28 @@ pub struct StepContext {
     pub direct_parents: Vec<String>,
     /// The result of every completed ancestor, by step name.
     pub dependency_results: BTreeMap<String, Value>,
-    /// The last checkpoint a previous attempt saved, if any.
-    pub checkpoint: Option<Value>,
+    /// Direct parents that failed permanently, with their errors. Only a
+    /// tolerated failure (a `continue_on_failure` batch) lets a step run
+    /// with a failed parent, so a convergence step sees which batches failed.
+    pub failed_parents: BTreeMap<String, Value>,
+    /// For a batchable step: its `batch_config` (worker, parallelism,
+    /// suggested batch size, failure strategy).
+    pub batch_config: Option<BatchConfig>,
+    /// The last checkpoint an earlier attempt saved: resume from here.
+    pub checkpoint: Option<Checkpoint>,
     /// Follows the task through logs and messages.
     pub correlation_id: CorrelationId,
     cancellation: CancellationToken,
+    checkpoints: CheckpointStore,
+}
+
+/// Where [`StepContext::save_checkpoint`] writes.
+#[derive(Clone, Debug)]
+enum CheckpointStore {
+    /// The step's row, fenced by the attempt (the runtime's store).
+    Database(PgPool),
+    /// Kept in memory, for handler unit tests ([`StepContext::saved_checkpoints`]).
+    Memory(Arc<Mutex<Vec<Checkpoint>>>),
 }
 
 impl StepContext {
@@ -109,10 +130,83 @@ impl StepContext {
             inputs: None,
             direct_parents: Vec::new(),
             dependency_results: BTreeMap::new(),
+            failed_parents: BTreeMap::new(),
+            batch_config: None,
             checkpoint: None,
             correlation_id,
             cancellation: CancellationToken::new(),
+            checkpoints: CheckpointStore::Memory(Arc::default()),
         }
+    }
+
+    /// Saves checkpoints to the step's row (the runtime does this).
+    pub(crate) fn with_checkpoint_store(mut self, pool: PgPool) -> Self {
+        self.checkpoints = CheckpointStore::Database(pool);
+        self
+    }
+
+    /// Records how far this attempt got, so that if it fails (or its worker
+    /// dies) the next attempt starts from `checkpoint` instead of the
+    /// beginning (SPEC §4.7). Save after the items it counts are done.
+    ///
+    /// # Errors
+    /// A retryable [`HandlerError`] when this attempt is no longer current
+    /// (its lease was re-claimed or the task cancelled: stop working) or the
+    /// database is unreachable.
+    pub async fn save_checkpoint(&self, checkpoint: Checkpoint) -> Result<(), HandlerError> {
+        match &self.checkpoints {
+            CheckpointStore::Memory(saved) => {
+                saved
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(checkpoint);
+                Ok(())
+            }
+            CheckpointStore::Database(pool) => {
+                let value = serde_json::to_value(&checkpoint)
+                    .map_err(|e| HandlerError::permanent(format!("checkpoint is not JSON: {e}")))?;
+                tasker_db::workflow_step::save_checkpoint(
+                    pool,
+                    self.step_uuid,
+                    self.attempt,
+                    &value,
+                )
+                .await
+                .map_err(|err| match err {
+                    tasker_db::DbError::TransitionConflict { .. } => HandlerError::retryable(
+                        "checkpoint refused: this attempt is no longer current",
+                    )
+                    .with_error_type("lease_lost"),
+                    other => {
+                        HandlerError::retryable(format!("saving the checkpoint failed: {other}"))
+                    }
+                })
+            }
+        }
+    }
+
+    /// The checkpoints saved through a context made with [`StepContext::new`]
+    /// (in memory, for handler tests); empty when the runtime stores them.
+    pub fn saved_checkpoints(&self) -> Vec<Checkpoint> {
+        match &self.checkpoints {
+            CheckpointStore::Memory(saved) => {
+                saved.lock().unwrap_or_else(PoisonError::into_inner).clone()
+            }
+            CheckpointStore::Database(_) => Vec::new(),
+        }
+    }
+
+    /// A batch worker's slice of the dataset.
+    ///
+    /// # Errors
+    /// A permanent [`HandlerError`] when the step is not a batch worker.
+    pub fn batch_cursor(&self) -> Result<CursorConfig, HandlerError> {
+        tasker_types::expansion::batch_cursor(self.inputs.as_ref()).ok_or_else(|| {
+            HandlerError::permanent(format!(
+                "step `{}` has no batch cursor: only batch workers do",
+                self.step_name
+            ))
+        })
     }
 
     /// Cancelled when the task is cancelled or this attempt loses its lease:
@@ -201,6 +295,23 @@ impl Success {
             result,
             control: Some(FlowControl::Batches(outcome)),
         }
+    }
+
+    /// A batchable step's plan: one batch per cursor.
+    pub fn create_batches(result: Value, cursor_configs: Vec<CursorConfig>) -> Self {
+        let worker_count = u32::try_from(cursor_configs.len()).unwrap_or(u32::MAX);
+        Self::batches(
+            result,
+            BatchOutcome::CreateBatches {
+                worker_count,
+                cursor_configs,
+            },
+        )
+    }
+
+    /// A batchable step with nothing to process; convergence still runs.
+    pub fn no_batches(result: Value) -> Self {
+        Self::batches(result, BatchOutcome::NoBatches)
     }
 }
 

@@ -106,7 +106,17 @@ async fn attempt(
         .map_or(shared.config.execution.default_timeout, |s| {
             Duration::from_secs(u64::from(s))
         });
-    let ctx = build_context(loaded, attempt).with_cancellation(token.clone());
+    let mut ctx = build_context(loaded, attempt)
+        .with_cancellation(token.clone())
+        .with_checkpoint_store(shared.pool.clone());
+    if step.step_type == tasker_types::template::StepType::Batchable {
+        ctx.batch_config = shared
+            .step_template(loaded.named_task_uuid, &step.template_step)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|t| t.batch_config.clone());
+    }
     let outcome = guarded(handler, ctx, timeout, &token, &shared.hard_stop).await?;
     Some(check_result(shared, loaded, outcome).await)
 }
@@ -128,7 +138,16 @@ fn build_context(loaded: &ExecutionContext, attempt: u32) -> StepContext {
         loaded.correlation_id,
     );
     ctx.inputs = step.inputs.clone();
-    ctx.checkpoint = step.checkpoint.clone();
+    ctx.checkpoint = step.checkpoint.as_ref().and_then(|c| {
+        serde_json::from_value(c.clone())
+            .inspect_err(
+                |e| tracing::warn!(error = %e, "ignoring a checkpoint that does not parse"),
+            )
+            .ok()
+    });
+    for (name, error) in &loaded.failed_parents {
+        ctx.failed_parents.insert(name.clone(), error.clone());
+    }
     for dependency in &loaded.dependencies {
         if dependency.direct {
             ctx.direct_parents.push(dependency.name.clone());

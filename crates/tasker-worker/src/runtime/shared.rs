@@ -10,6 +10,7 @@ use tasker_messaging::{MessageId, MessageQueue};
 use tasker_types::ids::{StepUuid, TaskUuid, TemplateUuid};
 use tasker_types::messages::QueueName;
 use tasker_types::schema::CompiledSchema;
+use tasker_types::template::{StepDefinition, TaskTemplate};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -68,6 +69,9 @@ impl InFlight {
 /// Compiled `result_schema`s by template and step (`None`: the step has none).
 type SchemaCache = Mutex<HashMap<(TemplateUuid, String), Option<Arc<CompiledSchema>>>>;
 
+/// Registered templates by id (a version never changes once registered).
+type TemplateCache = Mutex<HashMap<TemplateUuid, Arc<TaskTemplate>>>;
+
 pub(crate) struct WorkerShared {
     pub(crate) pool: PgPool,
     pub(crate) queue: Arc<dyn MessageQueue>,
@@ -82,6 +86,7 @@ pub(crate) struct WorkerShared {
     /// abandoned (their leases expire and other workers re-claim).
     pub(crate) hard_stop: CancellationToken,
     result_schemas: SchemaCache,
+    templates: TemplateCache,
 }
 
 impl WorkerShared {
@@ -108,6 +113,7 @@ impl WorkerShared {
             in_flight: InFlight::default(),
             hard_stop: CancellationToken::new(),
             result_schemas: Mutex::new(HashMap::new()),
+            templates: Mutex::new(HashMap::new()),
         }
     }
 
@@ -115,8 +121,31 @@ impl WorkerShared {
         TransitionContext::by(self.worker_id.clone())
     }
 
-    /// The compiled `result_schema` of a template step (cached: templates
-    /// never change once registered).
+    /// The definition of a template step (cached: templates never change
+    /// once registered).
+    pub(crate) async fn step_template(
+        &self,
+        template: TemplateUuid,
+        step: &str,
+    ) -> Result<Option<StepDefinition>, tasker_db::DbError> {
+        let cached = lock(&self.templates).get(&template).cloned();
+        let template = match cached {
+            Some(t) => t,
+            None => {
+                let Some(registered) =
+                    tasker_db::named_task::get_by_uuid(&self.pool, template).await?
+                else {
+                    return Ok(None);
+                };
+                let t = Arc::new(registered.template);
+                lock(&self.templates).insert(template, t.clone());
+                t
+            }
+        };
+        Ok(template.step(step).cloned())
+    }
+
+    /// The compiled `result_schema` of a template step (cached).
     pub(crate) async fn result_schema(
         &self,
         template: TemplateUuid,
@@ -126,9 +155,10 @@ impl WorkerShared {
         if let Some(cached) = lock(&self.result_schemas).get(&key) {
             return Ok(cached.clone());
         }
-        let registered = tasker_db::named_task::get_by_uuid(&self.pool, template).await?;
-        let compiled = registered
-            .and_then(|r| r.template.step(step).and_then(|s| s.result_schema.clone()))
+        let compiled = self
+            .step_template(template, step)
+            .await?
+            .and_then(|s| s.result_schema)
             .and_then(|schema| CompiledSchema::compile(&schema).ok())
             .map(Arc::new);
         lock(&self.result_schemas).insert(key, compiled.clone());
