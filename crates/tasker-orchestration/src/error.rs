@@ -4,7 +4,7 @@ use tasker_db::DbError;
 use tasker_messaging::MessagingError;
 use tasker_types::ids::{StepUuid, TaskUuid};
 use tasker_types::schema::SchemaViolation;
-use tasker_types::state::TaskState;
+use tasker_types::state::{StepState, TaskState};
 use tasker_types::template::TemplateErrors;
 
 /// Why an orchestration operation failed.
@@ -50,6 +50,18 @@ pub enum OrchestrationError {
         task: TaskUuid,
         /// Its terminal state.
         state: TaskState,
+    },
+    /// An operator action that the step's state does not allow.
+    #[error("cannot {action} step {step} (it is {state}): {message}")]
+    StepActionRefused {
+        /// The step.
+        step: StepUuid,
+        /// The action.
+        action: &'static str,
+        /// The step's state.
+        state: StepState,
+        /// Why, and what to do instead.
+        message: String,
     },
     /// A database failure (including duplicates and conflicts).
     #[error(transparent)]

@@ -31,6 +31,7 @@
 mod error;
 pub mod lifecycle;
 mod loops;
+mod maintenance;
 pub mod server;
 pub mod services;
 mod shared;
@@ -39,16 +40,18 @@ pub mod web;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tasker_config::{MessagingBackend, TaskerConfig};
 use tasker_db::task::TaskRow;
 use tasker_messaging::{InMemoryQueue, MessageQueue, PgmqQueue};
-use tasker_types::api::TaskRequest;
-use tasker_types::ids::TaskUuid;
+use tasker_types::api::{StepActionRequest, TaskRequest};
+use tasker_types::ids::{StepUuid, TaskUuid};
 use tasker_types::messages::QueueName;
 use tokio_util::sync::CancellationToken;
 
 pub use error::OrchestrationError;
+pub use maintenance::staleness::StalenessReport;
 
 use crate::shared::Shared;
 
@@ -144,6 +147,36 @@ impl Orchestrator {
         lifecycle::cancel::cancel_task(&self.shared, task, reason).await
     }
 
+    /// Applies an operator's repair to a step — `reset_for_retry`,
+    /// `resolve_manually` or `complete_manually` — audited with who and why;
+    /// the task resumes from there in the same transaction.
+    ///
+    /// # Errors
+    /// [`OrchestrationError::TaskNotFound`], [`OrchestrationError::StepNotFound`],
+    /// [`OrchestrationError::BadRequest`], [`OrchestrationError::StepActionRefused`],
+    /// [`OrchestrationError::AlreadyFinished`].
+    pub async fn act_on_step(
+        &self,
+        task: TaskUuid,
+        step: StepUuid,
+        request: &StepActionRequest,
+    ) -> Result<TaskRow, OrchestrationError> {
+        lifecycle::repair::act_on_step(&self.shared, task, step, request).await
+    }
+
+    /// Runs one staleness sweep as if the time were `now` (the background
+    /// detector calls it with the clock; tests with a simulated instant).
+    /// Does nothing while another orchestrator is sweeping.
+    ///
+    /// # Errors
+    /// [`OrchestrationError::Db`] on database failure.
+    pub async fn sweep_stale_tasks(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<StalenessReport, OrchestrationError> {
+        maintenance::staleness::sweep(&self.shared, now).await
+    }
+
     /// Runs the result loop until `shutdown` is cancelled, then shuts down
     /// softly (finish batches in hand) within the configured timeout.
     ///
@@ -152,7 +185,12 @@ impl Orchestrator {
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), OrchestrationError> {
         self.prepare().await?;
         tracing::info!(processor_id = %self.shared.processor_id, "orchestration running");
+        let staleness = tokio::spawn(maintenance::staleness::run(
+            self.shared.clone(),
+            shutdown.clone(),
+        ));
         loops::results::run(self.shared.clone(), shutdown).await;
+        let _ = staleness.await;
         tracing::info!(processor_id = %self.shared.processor_id, "orchestration stopped");
         Ok(())
     }

@@ -9,9 +9,11 @@ use tasker_config::TaskerConfig;
 use tasker_db::TransitionContext;
 use tasker_db::named_task::RegisteredTemplate;
 use tasker_messaging::MessageQueue;
+use tasker_types::expansion::ExpansionLimits;
 use tasker_types::ids::TemplateUuid;
 use tasker_types::messages::QueueName;
 use tasker_types::schema::CompiledSchema;
+use tasker_types::template::TaskTemplate;
 
 use crate::error::OrchestrationError;
 use crate::loops::retry_timers::RetryTimers;
@@ -25,6 +27,7 @@ pub(crate) struct Shared {
     pub(crate) timers: RetryTimers,
     known_queues: Mutex<HashSet<QueueName>>,
     input_schemas: Mutex<HashMap<TemplateUuid, Option<Arc<CompiledSchema>>>>,
+    templates: Mutex<HashMap<TemplateUuid, Arc<TaskTemplate>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -47,12 +50,44 @@ impl Shared {
             timers: RetryTimers::default(),
             known_queues: Mutex::new(HashSet::new()),
             input_schemas: Mutex::new(HashMap::new()),
+            templates: Mutex::new(HashMap::new()),
         }
     }
 
     /// Audit data naming this orchestrator.
     pub(crate) fn ctx(&self) -> TransitionContext {
         TransitionContext::by(self.processor_id.clone())
+    }
+
+    /// What one decision or batch outcome may create.
+    pub(crate) fn expansion_limits(&self) -> ExpansionLimits {
+        let limits = self.config.orchestration.expansion;
+        ExpansionLimits {
+            max_steps_per_decision: limits.max_steps_per_decision,
+            max_decision_depth: limits.max_decision_depth,
+            max_batches: limits.max_batches_per_step,
+        }
+    }
+
+    /// The template a task runs, resolved for this environment (cached:
+    /// a registered version never changes).
+    pub(crate) async fn template(
+        &self,
+        uuid: TemplateUuid,
+    ) -> Result<Arc<TaskTemplate>, OrchestrationError> {
+        if let Some(cached) = lock(&self.templates).get(&uuid) {
+            return Ok(cached.clone());
+        }
+        let registered = tasker_db::named_task::get_by_uuid(&self.pool, uuid)
+            .await?
+            .ok_or_else(|| OrchestrationError::Corrupt(format!("template {uuid} is missing")))?;
+        let resolved = Arc::new(
+            registered
+                .template
+                .for_environment(&self.config.environment),
+        );
+        lock(&self.templates).insert(uuid, resolved.clone());
+        Ok(resolved)
     }
 
     /// Creates `queue` unless this process already knows it exists.

@@ -75,13 +75,7 @@ pub(crate) async fn create_task(
     let mut views: Vec<StepView> = created
         .steps
         .iter()
-        .map(|s| StepView {
-            state: StepState::Pending,
-            attempts: 0,
-            retry: s.retry,
-            next_retry_at: None,
-            parents: Vec::new(),
-        })
+        .map(|s| StepView::new(StepState::Pending, 0, s.retry))
         .collect();
     for edge in &created.edges {
         if let (Some(&from), Some(&to)) = (index.get(&edge.from), index.get(&edge.to)) {

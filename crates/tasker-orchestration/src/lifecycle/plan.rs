@@ -20,6 +20,49 @@ pub struct StepView {
     pub next_retry_at: Option<DateTime<Utc>>,
     /// Indexes of its parents in the same slice.
     pub parents: Vec<usize>,
+    /// What its permanent failure does to the task.
+    pub on_error: OnError,
+    /// The set of steps it runs in at most `limit` at a time with (a
+    /// batchable step's workers, SPEC §4.7).
+    pub group: Option<Group>,
+}
+
+impl StepView {
+    /// A step in `state` with default policies and no parents.
+    pub fn new(state: StepState, attempts: u32, retry: RetryPolicy) -> Self {
+        Self {
+            state,
+            attempts,
+            retry,
+            next_retry_at: None,
+            parents: Vec::new(),
+            on_error: OnError::Stop,
+            group: None,
+        }
+    }
+}
+
+/// What a step's permanent failure (`error`) does to its task.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnError {
+    /// No new work starts; the task fails once nothing is in flight.
+    #[default]
+    Stop,
+    /// The failure is tolerated: dependents treat the step as settled and
+    /// the task can still complete (`continue_on_failure` batches).
+    Tolerate,
+    /// Other work goes on, but the step's dependents wait for an operator,
+    /// and the task fails once nothing else can run (`isolate` batches).
+    Isolate,
+}
+
+/// A concurrency group: at most `limit` of its members in flight at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Group {
+    /// Identifies the group within the task.
+    pub id: usize,
+    /// Most members on queues or running at once.
+    pub limit: u32,
 }
 
 /// Where the task is heading.
@@ -68,11 +111,20 @@ pub fn plan(current: TaskState, steps: &[StepView], now: DateTime<Utc>) -> Plan 
             events: Vec::new(),
         };
     }
-    let failed = steps.iter().any(|s| s.state == StepState::Error);
+    let failed_with = |policy: OnError| {
+        steps
+            .iter()
+            .any(|s| s.state == StepState::Error && s.on_error == policy)
+    };
+    let (stopped, isolated) = (failed_with(OnError::Stop), failed_with(OnError::Isolate));
+    let settled = |s: &StepView| {
+        s.state.satisfies_dependency()
+            || (s.state == StepState::Error && s.on_error == OnError::Tolerate)
+    };
     let in_flight = steps.iter().filter(|s| s.state.is_in_flight()).count();
     let all_done = steps
         .iter()
-        .all(|s| s.state.satisfies_dependency() || s.state == StepState::Cancelled);
+        .all(|s| settled(s) || s.state == StepState::Cancelled);
     let mut ready = Vec::new();
     let mut earliest_retry: Option<DateTime<Utc>> = None;
     let mut backing_off = false;
@@ -87,7 +139,7 @@ pub fn plan(current: TaskState, steps: &[StepView], now: DateTime<Utc>) -> Plan 
             parents_satisfied: step
                 .parents
                 .iter()
-                .filter(|&&p| steps.get(p).is_some_and(|s| s.state.satisfies_dependency()))
+                .filter(|&&p| steps.get(p).is_some_and(settled))
                 .count(),
         };
         match readiness::evaluate(&input, now) {
@@ -101,11 +153,13 @@ pub fn plan(current: TaskState, steps: &[StepView], now: DateTime<Utc>) -> Plan 
     }
     // A permanent failure stops new work: dependents could never run, and
     // independent branches are held until an operator decides.
-    if failed {
+    if stopped {
         ready.clear();
     }
-    let target = if failed {
-        if in_flight > 0 {
+    limit_groups(steps, &mut ready);
+    let target = if stopped || isolated {
+        // An isolated failure lets the rest run (and retry) first.
+        if in_flight > 0 || (isolated && (!ready.is_empty() || backing_off)) {
             Target::Blocked
         } else {
             Target::Error
@@ -125,6 +179,28 @@ pub fn plan(current: TaskState, steps: &[StepView], now: DateTime<Utc>) -> Plan 
         target,
         events,
     }
+}
+
+/// Drops ready steps beyond their group's limit, counting members already
+/// in flight; earlier steps win.
+fn limit_groups(steps: &[StepView], ready: &mut Vec<usize>) {
+    let mut used: std::collections::HashMap<usize, u32> = std::collections::HashMap::new();
+    for step in steps.iter().filter(|s| s.state.is_in_flight()) {
+        if let Some(group) = step.group {
+            *used.entry(group.id).or_default() += 1;
+        }
+    }
+    ready.retain(|&i| match steps[i].group {
+        None => true,
+        Some(group) => {
+            let count = used.entry(group.id).or_default();
+            let fits = *count < group.limit;
+            if fits {
+                *count += 1;
+            }
+            fits
+        }
+    });
 }
 
 /// The events from `current` to `target`, empty when they end where they began.
@@ -174,12 +250,86 @@ mod tests {
 
     fn step(state: StepState, parents: &[usize]) -> StepView {
         StepView {
-            state,
-            attempts: u32::from(state != StepState::Pending),
-            retry: RetryPolicy::default(),
-            next_retry_at: None,
             parents: parents.to_vec(),
+            ..StepView::new(
+                state,
+                u32::from(state != StepState::Pending),
+                RetryPolicy::default(),
+            )
         }
+    }
+
+    fn batch(state: StepState, parents: &[usize], on_error: OnError, limit: u32) -> StepView {
+        StepView {
+            on_error,
+            group: Some(Group { id: 7, limit }),
+            ..step(state, parents)
+        }
+    }
+
+    #[test]
+    fn a_group_runs_at_most_its_limit_at_once() {
+        use StepState::*;
+        let steps = [
+            step(Complete, &[]),
+            batch(InProgress, &[0], OnError::Stop, 2),
+            batch(Pending, &[0], OnError::Stop, 2),
+            batch(Pending, &[0], OnError::Stop, 2),
+            step(Pending, &[0]),
+        ];
+        let p = plan(TaskState::StepsInProcess, &steps, Utc::now());
+        assert_eq!(
+            p.ready,
+            [2, 4],
+            "one slot left in the group; others unaffected"
+        );
+    }
+
+    #[test]
+    fn a_tolerated_failure_lets_convergence_run_and_the_task_complete() {
+        use StepState::*;
+        let steps = [
+            step(Complete, &[]),
+            batch(Error, &[0], OnError::Tolerate, 4),
+            batch(Complete, &[0], OnError::Tolerate, 4),
+            step(Pending, &[1, 2]),
+        ];
+        let p = plan(TaskState::StepsInProcess, &steps, Utc::now());
+        assert_eq!(p.ready, [3]);
+        assert_eq!(p.target, Target::InProcess);
+        let done = [
+            step(Complete, &[]),
+            batch(Error, &[0], OnError::Tolerate, 4),
+            batch(Complete, &[0], OnError::Tolerate, 4),
+            step(Complete, &[1, 2]),
+        ];
+        assert_eq!(
+            plan(TaskState::StepsInProcess, &done, Utc::now()).target,
+            Target::Complete
+        );
+    }
+
+    #[test]
+    fn an_isolated_failure_lets_siblings_run_then_fails_the_task() {
+        use StepState::*;
+        let steps = [
+            step(Complete, &[]),
+            batch(Error, &[0], OnError::Isolate, 1),
+            batch(Pending, &[0], OnError::Isolate, 1),
+            step(Pending, &[1, 2]),
+        ];
+        let p = plan(TaskState::StepsInProcess, &steps, Utc::now());
+        assert_eq!(p.ready, [2], "the sibling still runs");
+        assert_eq!(p.target, Target::Blocked);
+        let settled = [
+            step(Complete, &[]),
+            batch(Error, &[0], OnError::Isolate, 1),
+            batch(Complete, &[0], OnError::Isolate, 1),
+            step(Pending, &[1, 2]),
+        ];
+        let p = plan(TaskState::BlockedByFailures, &settled, Utc::now());
+        assert!(p.ready.is_empty(), "the convergence waits for an operator");
+        assert_eq!(p.events, [TaskEvent::Fail]);
     }
 
     fn end_state(current: TaskState, plan: &Plan) -> TaskState {

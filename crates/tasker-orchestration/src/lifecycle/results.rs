@@ -5,27 +5,32 @@
 //! 2. decide each message in memory — a current success completes its step,
 //!    a current failure is retried or given up on, anything else (duplicate,
 //!    stale, early) changes nothing;
-//! 3. complete all accepted successes at once (failures, rare, one by one);
+//! 3. expand the outcomes of decision and batchable steps (new steps and
+//!    edges; an outcome that cannot be applied fails its step), then
+//!    complete all accepted successes at once (failures, rare, one by one);
 //! 4. plan every task (pure), enqueue everything that became ready at once,
-//!    and move every task along its path at once;
+//!    and move every task along its path at once ([`super::advance`]);
 //! 5. send the pointers and delete the messages in the same transaction.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde_json::json;
 use tasker_db::task::{self, TaskRow};
 use tasker_db::workflow_step_batch::{self, StepNode};
-use tasker_db::{DbError, TransitionContext, workflow_step};
+use tasker_db::{DbError, TransitionContext, workflow_step, workflow_step_repair};
 use tasker_messaging::ReceivedMessage;
 use tasker_types::backoff::{RandomJitter, RetryDecision};
 use tasker_types::ids::{StepUuid, TaskUuid};
-use tasker_types::messages::{OrchestrationMessage, QueueName, StepAttempt, StepMessage};
-use tasker_types::outcome::StepFailure;
-use tasker_types::state::{StepState, TaskEvent};
+use tasker_types::messages::{OrchestrationMessage, QueueName, StepAttempt};
+use tasker_types::outcome::{FlowControl, StepFailure, error_types};
+use tasker_types::state::StepState;
+use tasker_types::template::{FailureStrategy, StepType};
 
+use super::advance::{advance, batch_config_of};
+use super::expand;
 use super::outgoing::{Outgoing, to_json};
-use super::plan::{StepView, plan};
 use crate::error::OrchestrationError;
 use crate::shared::Shared;
 
@@ -38,6 +43,8 @@ pub(crate) struct BatchReport {
     pub(crate) ignored: usize,
     /// Steps enqueued.
     pub(crate) enqueued: usize,
+    /// Steps created by decision and batch outcomes.
+    pub(crate) created: usize,
     /// Tasks that reached a terminal state.
     pub(crate) finalized: usize,
     /// When retries scheduled by this batch fall due.
@@ -132,7 +139,17 @@ pub(crate) async fn process_batch(
     failures.sort_unstable();
     failures.dedup();
 
-    // Phase 3: apply results.
+    // Phase 3: expand outcomes, then apply results.
+    let successes = expand_outcomes(
+        shared,
+        &mut tx,
+        &tasks,
+        &mut graph,
+        successes,
+        &ctx,
+        &mut report,
+    )
+    .await?;
     for step in workflow_step_batch::complete_many(&mut tx, &successes, &ctx).await? {
         if let Some(node) = graph.get_mut(&step) {
             node.state = StepState::Complete;
@@ -141,105 +158,193 @@ pub(crate) async fn process_batch(
         metrics::counter!("tasker_step_results_total", "outcome" => "complete").increment(1);
     }
     for step in failures {
-        if let Some(node) = graph.get_mut(&step) {
-            let correlation = live.get(&node.task_uuid).map(|t| t.correlation_id);
-            if let Some(correlation_id) = correlation
-                && apply_failure(
-                    shared,
-                    &mut tx,
-                    node,
-                    correlation_id,
-                    &ctx,
-                    now,
-                    &mut out,
-                    &mut report,
-                )
-                .await?
-            {
-                report.applied += 1;
-            }
-        }
-    }
-
-    // Phase 4: plan every task, then enqueue and move them all at once.
-    let mut by_task: HashMap<TaskUuid, Vec<&StepNode>> = HashMap::new();
-    for node in graph.values() {
-        by_task.entry(node.task_uuid).or_default().push(node);
-    }
-    let mut to_enqueue: Vec<(StepUuid, StepState)> = Vec::new();
-    let mut paths: Vec<(TaskUuid, tasker_types::state::TaskState, Vec<TaskEvent>)> = Vec::new();
-    for task_row in &tasks {
-        let nodes = by_task.remove(&task_row.task_uuid).unwrap_or_default();
-        let index: HashMap<StepUuid, usize> = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.workflow_step_uuid, i))
-            .collect();
-        let views: Vec<StepView> = nodes
-            .iter()
-            .map(|n| StepView {
-                state: n.state,
-                attempts: n.attempts,
-                retry: n.retry,
-                next_retry_at: n.next_retry_at,
-                parents: n
-                    .parents
-                    .iter()
-                    .filter_map(|p| index.get(p).copied())
-                    .collect(),
-            })
-            .collect();
-        let planned = plan(task_row.state, &views, now);
-        to_enqueue.extend(
-            planned
-                .ready
-                .iter()
-                .map(|&i| (nodes[i].workflow_step_uuid, nodes[i].state)),
-        );
-        if !planned.events.is_empty() {
-            paths.push((task_row.task_uuid, task_row.state, planned.events));
-        }
-    }
-    let enqueued = workflow_step_batch::enqueue_many(&mut tx, &to_enqueue, &ctx).await?;
-    for step in &enqueued {
-        let Some(node) = graph.get(step) else {
+        let Some(node) = graph.get_mut(&step) else {
             continue;
         };
         let Some(task_row) = live.get(&node.task_uuid) else {
             continue;
         };
-        let queue = QueueName::worker(&task_row.namespace)
-            .map_err(|e| OrchestrationError::Corrupt(e.to_string()))?;
-        let pointer = StepMessage {
-            task_uuid: task_row.task_uuid,
-            step_uuid: *step,
-            correlation_id: task_row.correlation_id,
-        };
-        out.send(&queue, to_json(&pointer)?);
-    }
-    report.enqueued += enqueued.len();
-    metrics::counter!("tasker_steps_enqueued_total").increment(enqueued.len() as u64);
-    for (task_uuid, state) in task::transition_paths_many(&mut tx, &paths, &ctx).await? {
-        if state.is_terminal()
-            && let Some(task_row) = live.get(&task_uuid)
+        if apply_failure(
+            shared,
+            &mut tx,
+            node,
+            task_row.correlation_id,
+            &ctx,
+            now,
+            &mut out,
+            &mut report,
+        )
+        .await?
         {
-            report.finalized += 1;
-            let elapsed = (now - task_row.created_at).num_milliseconds().max(0) as f64 / 1000.0;
-            let labels = [
-                ("namespace", task_row.namespace.clone()),
-                ("state", state.as_str().to_owned()),
-            ];
-            metrics::counter!("tasker_tasks_finished_total", &labels).increment(1);
-            metrics::histogram!("tasker_task_duration_seconds", &labels).record(elapsed);
-            tracing::info!(%task_uuid, correlation_id = %task_row.correlation_id, to_state = %state, "task finished");
+            report.applied += 1;
+            if node.state == StepState::Error {
+                cancel_unstarted_siblings(shared, &mut tx, task_row, &mut graph, step, &ctx)
+                    .await?;
+            }
         }
     }
+
+    // Phase 4: plan every task, then enqueue and move them all at once.
+    advance(
+        shared,
+        &mut tx,
+        &tasks,
+        &graph,
+        now,
+        &ctx,
+        &mut out,
+        &mut report,
+    )
+    .await?;
 
     // Phase 5: pointers out, messages gone, all in this transaction.
     let staged = out.flush(shared.queue.as_ref(), &mut tx).await?;
     tx.commit().await?;
     shared.queue.commit_staged(staged).await?;
     Ok(report)
+}
+
+/// Expands the outcomes of the decision and batchable steps among
+/// `successes` (one at a time, each seeing what the previous created) and
+/// fails those whose outcome cannot be applied. Returns the successes to
+/// complete.
+async fn expand_outcomes(
+    shared: &Shared,
+    conn: &mut sqlx::PgConnection,
+    tasks: &[TaskRow],
+    graph: &mut HashMap<StepUuid, StepNode>,
+    successes: Vec<StepUuid>,
+    ctx: &TransitionContext,
+    report: &mut BatchReport,
+) -> Result<Vec<StepUuid>, OrchestrationError> {
+    let mut complete = Vec::with_capacity(successes.len());
+    for step in successes {
+        let Some(node) = graph.get(&step) else {
+            continue;
+        };
+        let dynamic = matches!(node.step_type, StepType::Decision | StepType::Batchable);
+        if !dynamic && node.flow_control.is_none() {
+            complete.push(step);
+            continue;
+        }
+        let Some(task_row) = tasks.iter().find(|t| t.task_uuid == node.task_uuid) else {
+            continue;
+        };
+        let control: Option<FlowControl> = match &node.flow_control {
+            None => None,
+            Some(value) => match serde_json::from_value(value.clone()) {
+                Ok(control) => Some(control),
+                Err(err) => {
+                    let message = format!("the step's outcome does not parse: {err}");
+                    refuse(conn, graph, step, &message, ctx).await?;
+                    report.applied += 1;
+                    continue;
+                }
+            },
+        };
+        let template = shared.template(task_row.named_task_uuid).await?;
+        let limits = shared.expansion_limits();
+        match expand::apply(
+            conn,
+            &template,
+            graph,
+            task_row.task_uuid,
+            step,
+            control.as_ref(),
+            &limits,
+            ctx,
+        )
+        .await?
+        {
+            Ok(created) => {
+                report.created += created;
+                complete.push(step);
+            }
+            Err(err) => {
+                refuse(conn, graph, step, &err.to_string(), ctx).await?;
+                report.applied += 1;
+            }
+        }
+    }
+    Ok(complete)
+}
+
+/// Fails a step whose success cannot be applied, saying why.
+async fn refuse(
+    conn: &mut sqlx::PgConnection,
+    graph: &mut HashMap<StepUuid, StepNode>,
+    step: StepUuid,
+    message: &str,
+    ctx: &TransitionContext,
+) -> Result<(), OrchestrationError> {
+    let error = json!({
+        "error_type": error_types::INVALID_RESULT,
+        "message": message,
+        "retryable": false,
+    });
+    match workflow_step_repair::refuse_result(conn, step, &error, ctx).await {
+        Ok(task) => {
+            tracing::warn!(task_uuid = %task, step_uuid = %step, error = message,
+                "step outcome refused; the step failed permanently");
+            metrics::counter!("tasker_step_results_total", "outcome" => "refused").increment(1);
+            if let Some(node) = graph.get_mut(&step) {
+                node.state = StepState::Error;
+                node.last_error = Some(error);
+            }
+            Ok(())
+        }
+        Err(DbError::TransitionConflict { .. }) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `fail_fast` (SPEC §4.7): a batch worker that failed for good cancels its
+/// siblings that have not started; those already running finish.
+async fn cancel_unstarted_siblings(
+    shared: &Shared,
+    conn: &mut sqlx::PgConnection,
+    task_row: &TaskRow,
+    graph: &mut HashMap<StepUuid, StepNode>,
+    failed: StepUuid,
+    ctx: &TransitionContext,
+) -> Result<(), OrchestrationError> {
+    let template = shared.template(task_row.named_task_uuid).await?;
+    let Some(node) = graph.get(&failed) else {
+        return Ok(());
+    };
+    let fail_fast = batch_config_of(&template, node)
+        .is_some_and(|c| c.failure_strategy == FailureStrategy::FailFast);
+    if !fail_fast {
+        return Ok(());
+    }
+    let siblings: Vec<(StepUuid, StepState)> = graph
+        .values()
+        .filter(|n| {
+            n.task_uuid == node.task_uuid
+                && n.template_step == node.template_step
+                && n.workflow_step_uuid != failed
+                && matches!(
+                    n.state,
+                    StepState::Pending | StepState::Enqueued | StepState::WaitingForRetry
+                )
+        })
+        .map(|n| (n.workflow_step_uuid, n.state))
+        .collect();
+    let ctx = ctx
+        .clone()
+        .with_metadata(json!({ "reason": "fail_fast", "failed_batch": node.name }));
+    for (sibling, state) in siblings {
+        match workflow_step::cancel(conn, sibling, state, &ctx).await {
+            Ok(()) => {
+                if let Some(n) = graph.get_mut(&sibling) {
+                    n.state = StepState::Cancelled;
+                }
+            }
+            Err(DbError::TransitionConflict { .. }) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Retries or fails a step whose attempt failed, per its own policy.

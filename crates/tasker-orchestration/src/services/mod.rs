@@ -2,6 +2,7 @@
 //! adapter (REST now, gRPC later). Adapters convert input, call a service,
 //! convert output — no rules and no SQL in them.
 
+pub mod dlq;
 pub mod health;
 pub mod steps;
 pub mod tasks;

@@ -1,7 +1,7 @@
-//! Step operations: list, get, audit.
+//! Step operations: list, get, audit, and an operator's repairs.
 
 use tasker_db::{result_audit, task, workflow_step, workflow_step_edge, workflow_step_transition};
-use tasker_types::api::{AttemptView, StepAudit, StepView, TransitionView};
+use tasker_types::api::{AttemptView, StepActionRequest, StepAudit, StepView, TransitionView};
 use tasker_types::ids::{StepUuid, TaskUuid};
 
 use super::views::step_view;
@@ -92,4 +92,22 @@ pub async fn audit(
         attempts,
         transitions,
     })
+}
+
+/// Applies an operator's action to a step (SPEC §4.10) and returns the step
+/// as it now is.
+///
+/// # Errors
+/// [`OrchestrationError::TaskNotFound`], [`OrchestrationError::StepNotFound`],
+/// [`OrchestrationError::BadRequest`] for a malformed request,
+/// [`OrchestrationError::StepActionRefused`] when the step's state does not
+/// allow it, [`OrchestrationError::AlreadyFinished`] for a finished task.
+pub async fn act(
+    orchestrator: &Orchestrator,
+    task: TaskUuid,
+    step: StepUuid,
+    request: &StepActionRequest,
+) -> Result<StepView, OrchestrationError> {
+    orchestrator.act_on_step(task, step, request).await?;
+    get(orchestrator, task, step).await
 }

@@ -77,6 +77,8 @@ pub fn step_view(step: &StepRow, all: &[StepRow], edges: &[Edge]) -> StepView {
         readiness,
         results: step.results.clone(),
         last_error: step.last_error.clone(),
+        inputs: step.inputs.clone(),
+        checkpoint: step.checkpoint.clone(),
         next_retry_at: step.next_retry_at,
         lease_expires_at: step.lease_expires_at,
         claimed_by: step.claimed_by.clone(),

@@ -121,6 +121,10 @@ impl From<OrchestrationError> for ApiError {
                     .with_details(json!({ "errors": issues(errors) }))
             }
             E::BadRequest(message) => Self::bad_request("bad_request", message),
+            E::StepActionRefused { state, .. } => {
+                Self::new(StatusCode::CONFLICT, "invalid_step_action", err.to_string())
+                    .with_details(json!({ "state": state }))
+            }
             E::Db(db) => db.into(),
             E::Messaging(m) if m.is_transient() => Self::unavailable(&m),
             E::Messaging(m) => Self::internal(&m),
@@ -148,6 +152,15 @@ impl From<DbError> for ApiError {
                 Self::new(StatusCode::NOT_FOUND, "task_not_found", err.to_string())
             }
             DbError::Identity(_) => Self::bad_request("bad_request", err.to_string()),
+            DbError::DlqEntryNotFound(_) => Self::new(
+                StatusCode::NOT_FOUND,
+                "dlq_entry_not_found",
+                err.to_string(),
+            ),
+            DbError::DlqStatusConflict { from, .. } => {
+                Self::new(StatusCode::CONFLICT, "dlq_status_conflict", err.to_string())
+                    .with_details(json!({ "status": from }))
+            }
             DbError::TransitionConflict { .. } => {
                 Self::new(StatusCode::CONFLICT, "conflict", err.to_string())
             }

@@ -35,6 +35,7 @@ pub use state::AppState;
         (name = "tasks", description = "Tasks: runs of a template"),
         (name = "steps", description = "The workflow steps of a task"),
         (name = "templates", description = "Versioned task templates"),
+        (name = "dlq", description = "Tasks that need a person: investigation records"),
         (name = "health", description = "Health and metrics")
     )
 )]
@@ -49,7 +50,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(routes::tasks::get_task, routes::tasks::cancel_task))
         .routes(routes!(routes::steps::list_steps))
-        .routes(routes!(routes::steps::get_step))
+        .routes(routes!(routes::steps::get_step, routes::steps::act_on_step))
         .routes(routes!(routes::steps::step_audit))
         .routes(routes!(
             routes::templates::list_templates,
@@ -57,6 +58,11 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(routes::templates::validate_template))
         .routes(routes!(routes::templates::get_template))
+        .routes(routes!(routes::dlq::list_entries))
+        .routes(routes!(routes::dlq::stats))
+        .routes(routes!(routes::dlq::for_task))
+        .routes(routes!(routes::dlq::update_entry))
+        .routes(routes!(routes::dlq::resolve_matching))
         .routes(routes!(routes::health::health))
         .routes(routes!(routes::health::live))
         .routes(routes!(routes::health::ready))

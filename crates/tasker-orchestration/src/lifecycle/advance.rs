@@ -1,0 +1,152 @@
+//! Moves locked tasks forward from their step graphs: plan each task (pure,
+//! [`super::plan`]), enqueue everything that became ready with one
+//! statement, and move every task along its path with another. Shared by
+//! the result loop and by operator repairs, so both follow the same rules.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use tasker_db::TransitionContext;
+use tasker_db::task::{self, TaskRow};
+use tasker_db::workflow_step_batch::{self, StepNode};
+use tasker_types::ids::{StepUuid, TaskUuid};
+use tasker_types::messages::{QueueName, StepMessage};
+use tasker_types::state::{StepState, TaskEvent, TaskState};
+use tasker_types::template::{FailureStrategy, StepType, TaskTemplate};
+
+use super::outgoing::{Outgoing, to_json};
+use super::plan::{Group, OnError, StepView, plan};
+use super::results::BatchReport;
+use crate::error::OrchestrationError;
+use crate::shared::Shared;
+
+/// Plans every task of `tasks` over `graph`, enqueues the ready steps and
+/// moves the tasks, in the caller's transaction; pointers go to `out`.
+#[allow(clippy::too_many_arguments)] // the pieces of one transaction, from two callers
+pub(crate) async fn advance(
+    shared: &Shared,
+    conn: &mut PgConnection,
+    tasks: &[TaskRow],
+    graph: &HashMap<StepUuid, StepNode>,
+    now: DateTime<Utc>,
+    ctx: &TransitionContext,
+    out: &mut Outgoing,
+    report: &mut BatchReport,
+) -> Result<(), OrchestrationError> {
+    let mut by_task: HashMap<TaskUuid, Vec<&StepNode>> = HashMap::new();
+    for node in graph.values() {
+        by_task.entry(node.task_uuid).or_default().push(node);
+    }
+    let mut to_enqueue: Vec<(StepUuid, StepState)> = Vec::new();
+    let mut paths: Vec<(TaskUuid, TaskState, Vec<TaskEvent>)> = Vec::new();
+    for task_row in tasks {
+        let mut nodes = by_task.remove(&task_row.task_uuid).unwrap_or_default();
+        // Creation order (ids are time-ordered), so that when a group can
+        // take only some of its ready steps, the earliest batches go first.
+        nodes.sort_unstable_by_key(|n| n.workflow_step_uuid);
+        let template = shared.template(task_row.named_task_uuid).await?;
+        let views = views(&template, &nodes);
+        let planned = plan(task_row.state, &views, now);
+        to_enqueue.extend(
+            planned
+                .ready
+                .iter()
+                .map(|&i| (nodes[i].workflow_step_uuid, nodes[i].state)),
+        );
+        if !planned.events.is_empty() {
+            paths.push((task_row.task_uuid, task_row.state, planned.events));
+        }
+    }
+    let live: HashMap<TaskUuid, &TaskRow> = tasks.iter().map(|t| (t.task_uuid, t)).collect();
+    let enqueued = workflow_step_batch::enqueue_many(&mut *conn, &to_enqueue, ctx).await?;
+    for step in &enqueued {
+        let Some(task_row) = graph.get(step).and_then(|n| live.get(&n.task_uuid)) else {
+            continue;
+        };
+        let queue = QueueName::worker(&task_row.namespace)
+            .map_err(|e| OrchestrationError::Corrupt(e.to_string()))?;
+        let pointer = StepMessage {
+            task_uuid: task_row.task_uuid,
+            step_uuid: *step,
+            correlation_id: task_row.correlation_id,
+        };
+        out.send(&queue, to_json(&pointer)?);
+    }
+    report.enqueued += enqueued.len();
+    metrics::counter!("tasker_steps_enqueued_total").increment(enqueued.len() as u64);
+    for (task_uuid, state) in task::transition_paths_many(&mut *conn, &paths, ctx).await? {
+        if state.is_terminal()
+            && let Some(task_row) = live.get(&task_uuid)
+        {
+            report.finalized += 1;
+            let elapsed = (now - task_row.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+            let labels = [
+                ("namespace", task_row.namespace.clone()),
+                ("state", state.as_str().to_owned()),
+            ];
+            metrics::counter!("tasker_tasks_finished_total", &labels).increment(1);
+            metrics::histogram!("tasker_task_duration_seconds", &labels).record(elapsed);
+            tracing::info!(%task_uuid, correlation_id = %task_row.correlation_id, to_state = %state, "task finished");
+        }
+    }
+    Ok(())
+}
+
+/// The planner's view of one task's steps: parents as indexes, and for
+/// batch workers their batch's parallelism and failure strategy.
+fn views(template: &TaskTemplate, nodes: &[&StepNode]) -> Vec<StepView> {
+    let index: HashMap<StepUuid, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.workflow_step_uuid, i))
+        .collect();
+    nodes
+        .iter()
+        .map(|n| {
+            let parents: Vec<usize> = n
+                .parents
+                .iter()
+                .filter_map(|p| index.get(p).copied())
+                .collect();
+            let (on_error, group) = match batch_config_of(template, n) {
+                Some(config) => (
+                    on_error(config.failure_strategy),
+                    parents.first().map(|&batchable| Group {
+                        id: batchable,
+                        limit: config.parallelism,
+                    }),
+                ),
+                None => (OnError::Stop, None),
+            };
+            StepView {
+                next_retry_at: n.next_retry_at,
+                parents,
+                on_error,
+                group,
+                ..StepView::new(n.state, n.attempts, n.retry)
+            }
+        })
+        .collect()
+}
+
+/// The batch settings a batch worker runs under (its batchable step's).
+pub(crate) fn batch_config_of<'t>(
+    template: &'t TaskTemplate,
+    node: &StepNode,
+) -> Option<&'t tasker_types::template::BatchConfig> {
+    if node.step_type != StepType::BatchWorker {
+        return None;
+    }
+    let worker = template.step(&node.template_step)?;
+    let batchable = template.step(worker.dependencies.first()?)?;
+    batchable.batch_config.as_ref()
+}
+
+fn on_error(strategy: FailureStrategy) -> OnError {
+    match strategy {
+        FailureStrategy::FailFast => OnError::Stop,
+        FailureStrategy::ContinueOnFailure => OnError::Tolerate,
+        FailureStrategy::Isolate => OnError::Isolate,
+    }
+}
