@@ -2,9 +2,12 @@
 //! Tasker user writes theirs. [`register_examples`] adds them to a registry;
 //! the `rust-worker` binary runs them with the built-in `tasker::*` handlers.
 
+mod approvals;
+pub mod csv;
 mod ecommerce;
 pub mod examples;
 mod numbers;
+mod parity;
 
 use tasker_worker::HandlerRegistry;
 
@@ -19,4 +22,7 @@ pub fn registry() -> HandlerRegistry {
 pub fn register_examples(registry: &mut HandlerRegistry) {
     numbers::register(registry);
     ecommerce::register(registry);
+    approvals::register(registry);
+    csv::register(registry);
+    parity::register(registry);
 }
