@@ -4,8 +4,11 @@
 // A failing test should say where: unwrap, expect and panic are fine here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod batches;
 mod cancel;
+mod decisions;
 mod recovery;
+mod repair;
 mod retries;
 mod scale;
 mod support;
