@@ -4,7 +4,9 @@
 // A failing test should say where: unwrap, expect and panic are fine here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod dlq;
 mod errors;
 mod openapi;
+mod repair;
 mod routes;
 mod support;

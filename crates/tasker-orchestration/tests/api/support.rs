@@ -122,6 +122,16 @@ impl Api {
         .await
     }
 
+    pub(crate) async fn patch_json(&self, uri: &str, body: &Value) -> Reply {
+        self.send(
+            Method::PATCH,
+            uri,
+            Some("application/json"),
+            serde_json::to_vec(body).unwrap(),
+        )
+        .await
+    }
+
     pub(crate) async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT count(*) FROM tasker.{table}"
