@@ -232,6 +232,7 @@ impl MessageQueue for InMemoryQueue {
                             }
                         }
                     }
+                    StagedOp::Notify { queue } => woken.push(queue),
                 }
             }
         }
