@@ -22,10 +22,13 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tasker_types::api::{
-    ErrorBody, HealthReport, StepAudit, StepView, TaskList, TaskListQuery, TaskRequest, TaskView,
-    TemplateDetail, TemplateRegistration, TemplateSummary, ValidationReport,
+    ErrorBody, HealthReport, StepActionRequest, StepAudit, StepView, TaskList, TaskListQuery,
+    TaskRequest, TaskView, TemplateDetail, TemplateRegistration, TemplateSummary, ValidationReport,
 };
-use tasker_types::ids::{StepUuid, TaskUuid};
+use tasker_types::dlq::{
+    DlqBulkResolve, DlqBulkResult, DlqEntryView, DlqList, DlqListQuery, DlqStats, DlqUpdate,
+};
+use tasker_types::ids::{DlqEntryUuid, StepUuid, TaskUuid};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -235,6 +238,90 @@ impl Client {
             &format!("/v1/tasks/{task}/workflow_steps/{step}/audit"),
         ))
         .await
+    }
+
+    /// `PATCH /v1/tasks/{uuid}/workflow_steps/{step_uuid}`: an operator's
+    /// repair of a step (`reset_for_retry`, `resolve_manually` or
+    /// `complete_manually`), audited with `actor` and `reason`. Returns the
+    /// step after the action; the task resumes from there.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`] with `bad_request` (a missing `actor`, `reason`
+    /// or `result`, or a field the action does not take), `task_not_found`,
+    /// `step_not_found`, `invalid_step_action` (the step's state does not
+    /// allow it) or `already_finished` (the task is complete or cancelled).
+    pub async fn act_on_step(
+        &self,
+        task: TaskUuid,
+        step: StepUuid,
+        request: &StepActionRequest,
+    ) -> Result<StepView, ClientError> {
+        self.send(
+            self.request(
+                Method::PATCH,
+                &format!("/v1/tasks/{task}/workflow_steps/{step}"),
+            )
+            .json(request),
+        )
+        .await
+    }
+
+    /// `GET /v1/dlq`: DLQ entries, newest first, one page at a time.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`] for invalid filters.
+    pub async fn list_dlq(&self, query: &DlqListQuery) -> Result<DlqList, ClientError> {
+        self.send(self.request(Method::GET, "/v1/dlq").query(query))
+            .await
+    }
+
+    /// `GET /v1/dlq/stats`: counts of DLQ entries by reason and status.
+    ///
+    /// # Errors
+    /// [`ClientError`] on transport failure.
+    pub async fn dlq_stats(&self) -> Result<DlqStats, ClientError> {
+        self.send(self.request(Method::GET, "/v1/dlq/stats")).await
+    }
+
+    /// `GET /v1/dlq/task/{uuid}`: every DLQ entry of one task, newest first.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`] with `task_not_found`.
+    pub async fn dlq_for_task(&self, task: TaskUuid) -> Result<Vec<DlqEntryView>, ClientError> {
+        self.send(self.request(Method::GET, &format!("/v1/dlq/task/{task}")))
+            .await
+    }
+
+    /// `PATCH /v1/dlq/entry/{uuid}`: records an investigation's outcome.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`] with `bad_request` (closing without
+    /// `resolved_by`), `dlq_entry_not_found`, or `dlq_status_conflict` (the
+    /// entry is closed, or the change goes backwards).
+    pub async fn update_dlq_entry(
+        &self,
+        entry: DlqEntryUuid,
+        update: &DlqUpdate,
+    ) -> Result<DlqEntryView, ClientError> {
+        self.send(
+            self.request(Method::PATCH, &format!("/v1/dlq/entry/{entry}"))
+                .json(update),
+        )
+        .await
+    }
+
+    /// `POST /v1/dlq/resolve`: applies one update to every open entry
+    /// matching a filter. Returns how many changed.
+    ///
+    /// # Errors
+    /// [`ClientError::Api`] with `bad_request` (e.g. closing without
+    /// `resolved_by`).
+    pub async fn resolve_dlq(
+        &self,
+        request: &DlqBulkResolve,
+    ) -> Result<DlqBulkResult, ClientError> {
+        self.send(self.request(Method::POST, "/v1/dlq/resolve").json(request))
+            .await
     }
 
     /// `GET /v1/templates`.

@@ -3,9 +3,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use tasker_types::ids::{StepUuid, TaskUuid};
-use tasker_types::state::TaskState;
+use chrono::{DateTime, Utc};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use tasker_types::dlq::{DlqReason, DlqStatus};
+use tasker_types::ids::{DlqEntryUuid, StepUuid, TaskUuid};
+use tasker_types::state::{ParseStateError, TaskState};
 
 /// Tasker's command line.
 #[derive(Debug, Parser)]
@@ -41,12 +44,15 @@ pub(crate) enum Output {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Create, inspect and cancel tasks.
+    /// Create, inspect, cancel and repair tasks.
     #[command(subcommand)]
     Task(TaskCommand),
     /// List, show, validate, register and draw templates.
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Inspect and resolve dead-letter-queue entries (tasks that need a person).
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Show the server's health.
     Health,
     /// Check and print configuration.
@@ -104,6 +110,50 @@ pub(crate) enum TaskCommand {
         #[arg(long, default_value_t = 600)]
         timeout: u64,
     },
+    /// Run a failed step again, with a fresh attempt budget.
+    ResetStep {
+        #[command(flatten)]
+        target: StepActionArgs,
+        /// Inputs that replace the step's own: a JSON object, or `@path` to read one from a file.
+        #[arg(long)]
+        inputs: Option<String>,
+    },
+    /// Declare a step done without a result; its dependents proceed.
+    ResolveStep {
+        #[command(flatten)]
+        target: StepActionArgs,
+    },
+    /// Declare a step done with a result, which its dependents receive.
+    CompleteStep {
+        #[command(flatten)]
+        target: StepActionArgs,
+        /// The step's result: JSON, or `@path` to read it from a file.
+        #[arg(long)]
+        result: String,
+    },
+}
+
+/// The step an operator repairs, and the audit trail's who and why.
+#[derive(Debug, Args)]
+pub(crate) struct StepActionArgs {
+    /// The task.
+    pub(crate) task: TaskUuid,
+    /// The step.
+    pub(crate) step: StepUuid,
+    /// Why (recorded in the audit trail).
+    #[arg(long, value_parser = non_blank)]
+    pub(crate) reason: String,
+    /// Who (recorded in the audit trail).
+    #[arg(long, env = "USER", value_parser = non_blank)]
+    pub(crate) actor: String,
+}
+
+fn non_blank(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("must not be blank".to_owned())
+    } else {
+        Ok(s.to_owned())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -163,8 +213,87 @@ pub(crate) struct ListArgs {
 }
 
 fn parse_state(s: &str) -> Result<TaskState, String> {
-    s.parse()
-        .map_err(|e: tasker_types::state::ParseStateError| e.to_string())
+    s.parse().map_err(|e: ParseStateError| e.to_string())
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DlqCommand {
+    /// List entries, newest first.
+    List(DlqListArgs),
+    /// Show a task's entries, newest first.
+    Get {
+        /// The task.
+        task: TaskUuid,
+    },
+    /// Record an investigation's outcome: for one ENTRY, or with --all for
+    /// every open entry matching the filters.
+    Resolve(DlqResolveArgs),
+    /// Count entries by reason and status.
+    Stats,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DlqListArgs {
+    /// Only entries in this status.
+    #[arg(long, value_parser = dlq_status())]
+    pub(crate) status: Option<DlqStatus>,
+    /// Only entries recorded for this reason.
+    #[arg(long, value_parser = dlq_reason())]
+    pub(crate) reason: Option<DlqReason>,
+    /// Only tasks of this namespace.
+    #[arg(long, short = 'n')]
+    pub(crate) namespace: Option<String>,
+    /// Only entries recorded before this instant (RFC 3339).
+    #[arg(long)]
+    pub(crate) created_before: Option<DateTime<Utc>>,
+    /// How many (1 to 100).
+    #[arg(long, default_value_t = 25)]
+    pub(crate) limit: u32,
+    /// Page cursor (`next_cursor` of the previous page).
+    #[arg(long)]
+    pub(crate) before: Option<DlqEntryUuid>,
+}
+
+/// Exactly one of ENTRY or `--all`.
+#[derive(Debug, Args)]
+#[command(group = ArgGroup::new("which").required(true).multiple(false))]
+pub(crate) struct DlqResolveArgs {
+    /// The entry.
+    #[arg(group = "which")]
+    pub(crate) entry: Option<DlqEntryUuid>,
+    /// Every open entry matching --reason, --namespace and --created-before.
+    #[arg(long, group = "which")]
+    pub(crate) all: bool,
+    /// With --all: only entries recorded for this reason.
+    #[arg(long, conflicts_with = "entry", value_parser = dlq_reason())]
+    pub(crate) reason: Option<DlqReason>,
+    /// With --all: only tasks of this namespace.
+    #[arg(long, short = 'n', conflicts_with = "entry")]
+    pub(crate) namespace: Option<String>,
+    /// With --all: only entries recorded before this instant (RFC 3339).
+    #[arg(long, conflicts_with = "entry")]
+    pub(crate) created_before: Option<DateTime<Utc>>,
+    /// The new status.
+    #[arg(long, value_parser = dlq_status())]
+    pub(crate) status: DlqStatus,
+    /// What was found or done.
+    #[arg(long)]
+    pub(crate) notes: Option<String>,
+    /// Who (required when closing an entry).
+    #[arg(long, env = "USER", value_parser = non_blank)]
+    pub(crate) by: Option<String>,
+}
+
+/// Parses a DLQ status, listing the valid ones in `--help` and errors.
+fn dlq_status() -> impl TypedValueParser<Value = DlqStatus> {
+    PossibleValuesParser::new(DlqStatus::ALL.iter().map(|s| s.as_str()))
+        .try_map(|s| s.parse::<DlqStatus>())
+}
+
+/// Parses a DLQ reason, listing the valid ones in `--help` and errors.
+fn dlq_reason() -> impl TypedValueParser<Value = DlqReason> {
+    PossibleValuesParser::new(DlqReason::ALL.iter().map(|r| r.as_str()))
+        .try_map(|s| s.parse::<DlqReason>())
 }
 
 #[derive(Debug, Subcommand)]

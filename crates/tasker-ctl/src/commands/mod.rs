@@ -2,6 +2,7 @@
 
 pub(crate) mod config;
 pub(crate) mod dev;
+pub(crate) mod dlq;
 pub(crate) mod health;
 pub(crate) mod task;
 pub(crate) mod template;

@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 use tasker_client::Client;
-use tasker_types::api::{StepView, TaskListQuery, TaskRequest, TaskView};
+use tasker_types::api::{
+    StepActionKind, StepActionRequest, StepView, TaskListQuery, TaskRequest, TaskView,
+};
 use tasker_types::ids::TaskUuid;
 use tasker_types::state::{StepState, TaskState};
 
-use crate::cli::{CreateArgs, ListArgs, Output, TaskCommand};
+use crate::cli::{CreateArgs, ListArgs, Output, StepActionArgs, TaskCommand};
 use crate::exit::{CtlResult, FAILED, Failure, TIMEOUT, USAGE};
 use crate::output::{Table, cell, json};
 
@@ -47,16 +49,7 @@ pub(crate) async fn run(client: &Client, output: Output, command: TaskCommand) -
         }
         TaskCommand::Step { task, step } => {
             let step = client.get_step(task, step).await?;
-            match output {
-                Output::Json => json(&step),
-                Output::Table => {
-                    step_table(std::slice::from_ref(&step)).print();
-                    if let Some(error) = &step.last_error {
-                        println!("\nlast error: {error}");
-                    }
-                    Ok(())
-                }
-            }
+            show_step(output, &step)
         }
         TaskCommand::Audit { task, step } => {
             let audit = client.step_audit(task, step).await?;
@@ -122,19 +115,85 @@ pub(crate) async fn run(client: &Client, output: Output, command: TaskCommand) -
             show_task(output, &view)?;
             outcome(&view)
         }
+        TaskCommand::ResetStep { target, inputs } => {
+            let inputs = inputs
+                .map(|raw| parse_json_object("--inputs", &raw))
+                .transpose()?;
+            let request = StepActionRequest {
+                inputs,
+                ..action(StepActionKind::ResetForRetry, &target)
+            };
+            act(client, output, &target, &request).await
+        }
+        TaskCommand::ResolveStep { target } => {
+            let request = action(StepActionKind::ResolveManually, &target);
+            act(client, output, &target, &request).await
+        }
+        TaskCommand::CompleteStep { target, result } => {
+            let request = StepActionRequest {
+                result: Some(parse_json("--result", &result)?),
+                ..action(StepActionKind::CompleteManually, &target)
+            };
+            act(client, output, &target, &request).await
+        }
     }
 }
 
-fn parse_context(raw: &str) -> CtlResult<Value> {
+fn action(kind: StepActionKind, target: &StepActionArgs) -> StepActionRequest {
+    StepActionRequest::new(kind, target.actor.clone(), target.reason.clone())
+}
+
+/// Applies an operator's repair and shows the step as it now is.
+async fn act(
+    client: &Client,
+    output: Output,
+    target: &StepActionArgs,
+    request: &StepActionRequest,
+) -> CtlResult {
+    let step = client
+        .act_on_step(target.task, target.step, request)
+        .await?;
+    if output == Output::Table {
+        println!(
+            "step {} ({}): {} by {}\n",
+            step.name,
+            step.workflow_step_uuid,
+            request.action.as_str(),
+            request.actor
+        );
+    }
+    show_step(output, &step)
+}
+
+fn show_step(output: Output, step: &StepView) -> CtlResult {
+    match output {
+        Output::Json => json(step),
+        Output::Table => {
+            step_table(std::slice::from_ref(step)).print();
+            if let Some(error) = &step.last_error {
+                println!("\nlast error: {error}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A JSON argument given inline or, as `@path`, in a file.
+fn parse_json(flag: &str, raw: &str) -> CtlResult<Value> {
     let text = match raw.strip_prefix('@') {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| Failure::new(USAGE, format!("cannot read {path}: {e}")))?,
         None => raw.to_owned(),
     };
-    let value: Value = serde_json::from_str(&text)
-        .map_err(|e| Failure::new(USAGE, format!("--context is not valid JSON: {e}")))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Failure::new(USAGE, format!("{flag} is not valid JSON: {e}")))
+}
+
+/// Like [`parse_json`], for arguments that must be a JSON object.
+fn parse_json_object(flag: &str, raw: &str) -> CtlResult<Value> {
+    let value = parse_json(flag, raw)?;
     if !value.is_object() {
-        return Err(Failure::new(USAGE, "--context must be a JSON object"));
+        return Err(Failure::new(USAGE, format!("{flag} must be a JSON object")));
     }
     Ok(value)
 }
@@ -147,7 +206,11 @@ async fn create(client: &Client, output: Output, args: CreateArgs) -> CtlResult 
         initiator: args.initiator,
         reason: args.reason,
         idempotency_key: args.idempotency_key,
-        ..TaskRequest::new(args.namespace, args.name, parse_context(&args.context)?)
+        ..TaskRequest::new(
+            args.namespace,
+            args.name,
+            parse_json_object("--context", &args.context)?,
+        )
     };
     let created = client.create_task(&request).await?;
     if !args.wait {
