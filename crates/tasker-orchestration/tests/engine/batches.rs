@@ -342,3 +342,73 @@ async fn diamond_decision_and_batch_follow_the_dominant_parity() {
         );
     }
 }
+
+#[tokio::test]
+async fn isolate_finishes_the_other_batches_then_waits_for_an_operator() {
+    let stack = Stack::new().await;
+    stack
+        .register(&csv_variant("csv_isolated", 2, "isolate"))
+        .await;
+    let _orchestrator = stack.start_orchestrator();
+    let _worker = stack.start_worker(examples());
+    let task = stack
+        .create(
+            "csv_processing",
+            "csv_isolated",
+            csv_context(json!({"fail_batch": "002"})),
+        )
+        .await;
+    assert_eq!(
+        stack.finished(task.task_uuid, LIMIT).await.state,
+        TaskState::Error
+    );
+    let steps = stack.steps(task.task_uuid).await;
+    for step in steps
+        .iter()
+        .filter(|s| s.template_step == "process_csv_batch")
+    {
+        let expected = if step.name.ends_with("002") {
+            StepState::Error
+        } else {
+            StepState::Complete
+        };
+        assert_eq!(step.state, expected, "{}", step.name);
+    }
+    assert_eq!(
+        stack.step(task.task_uuid, "aggregate_results").await.state,
+        StepState::Pending,
+        "convergence waits for the isolated batch"
+    );
+
+    // The operator supplies the isolated batch's totals; convergence runs.
+    let failed = stack.step(task.task_uuid, "process_csv_batch_002").await;
+    let (all_rows, all_quantity, all_value) = expected_totals(0..0);
+    let (_, others_quantity, others_value) = expected_totals(200..400);
+    let request = tasker_types::api::StepActionRequest {
+        result: Some(json!({
+            "batch_id": "002",
+            "rows_processed": 200,
+            "total_quantity": all_quantity - others_quantity,
+            "total_value_cents": all_value - others_value,
+        })),
+        ..tasker_types::api::StepActionRequest::new(
+            tasker_types::api::StepActionKind::CompleteManually,
+            "ops",
+            "re-ran batch 002 offline",
+        )
+    };
+    stack
+        .orchestrator
+        .act_on_step(task.task_uuid, failed.workflow_step_uuid, &request)
+        .await
+        .unwrap();
+    assert_eq!(
+        stack.finished(task.task_uuid, LIMIT).await.state,
+        TaskState::Complete
+    );
+    let totals = result(&stack, task.task_uuid, "aggregate_results").await;
+    assert_eq!(totals["batches"], 5);
+    assert_eq!(totals["total_rows"], all_rows);
+    assert_eq!(totals["total_quantity"], all_quantity);
+    assert_eq!(totals["total_value_cents"], all_value);
+}
