@@ -190,18 +190,6 @@ impl ConfigLoader {
     }
 }
 
-impl TaskerConfig {
-    /// Whether queue wake-ups must be sent inside the sending transaction:
-    /// when some event system never polls (`event_driven_only`), a wake-up
-    /// lost to a crash between commit and notification would never be made
-    /// up for. Otherwise they are sent right after commit, which keeps
-    /// commits from serializing on PostgreSQL's notify lock.
-    pub fn notify_in_transaction(&self) -> bool {
-        [self.orchestration.events.mode, self.worker.events.mode]
-            .contains(&DeploymentMode::EventDrivenOnly)
-    }
-}
-
 /// Loads the configuration from the process environment.
 ///
 /// # Errors

@@ -74,9 +74,7 @@ impl Stack {
         tasker_db::migrate(&pool)
             .await
             .context("migrating the database")?;
-        let queue: Arc<dyn MessageQueue> = Arc::new(
-            PgmqQueue::new(pool.clone()).notifying_in_transaction(config.notify_in_transaction()),
-        );
+        let queue: Arc<dyn MessageQueue> = Arc::new(PgmqQueue::new(pool.clone()));
         let examples: Vec<(String, String)> = tasker_rust_worker::examples::TEMPLATES
             .iter()
             .map(|(name, text)| (format!("examples/{name}"), (*text).to_owned()))

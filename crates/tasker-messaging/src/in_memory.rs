@@ -232,7 +232,6 @@ impl MessageQueue for InMemoryQueue {
                             }
                         }
                     }
-                    StagedOp::Notify { queue } => woken.push(queue),
                 }
             }
         }

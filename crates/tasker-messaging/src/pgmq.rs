@@ -1,21 +1,7 @@
 //! The PGMQ provider: queues are tables in the same PostgreSQL database as
 //! Tasker's state, so a send joins the caller's state-change transaction and
-//! commits (or vanishes) with it.
-//!
-//! Subscribers are woken by `pg_notify` on the queue's channel, sent either
-//! right after that transaction commits (the default) or inside it
-//! ([`PgmqQueue::notifying_in_transaction`]). After commit is the default
-//! because PostgreSQL takes a database-wide lock to commit a transaction
-//! that notified and holds it through the commit's WAL flush: every
-//! notifying commit waits for the previous one, and group commit cannot
-//! share a flush between them. Measured here with pgbench, four clients
-//! committing one insert each reached 7,989 transactions/s, and 877/s when
-//! each transaction also notified (docs/benchmarks.md). A notification sent
-//! after commit costs one round trip that writes no WAL. Either way it is
-//! only sent for a committed message; after commit, a sender that dies
-//! between its commit and the notification leaves that wake-up to the
-//! fallback poll — which is why `event_driven_only` deployments, having no
-//! poll, notify inside the transaction.
+//! commits (or vanishes) with it. Every send also `pg_notify`s the queue's
+//! channel in that transaction, so subscribers wake the moment it commits.
 //!
 //! The SQL here calls PGMQ's public functions (`pgmq.send_batch`,
 //! `pgmq.read`, `pgmq.delete`, `pgmq.set_vt`, `pgmq.metrics`); it is the one
@@ -45,28 +31,12 @@ pub fn channel_for(queue: &QueueName) -> String {
 #[derive(Clone, Debug)]
 pub struct PgmqQueue {
     pool: PgPool,
-    notify_in_transaction: bool,
 }
 
 impl PgmqQueue {
-    /// Queues in the database behind `pool`; sends in a joined transaction
-    /// wake subscribers right after it commits (through
-    /// [`MessageQueue::commit_staged`]).
+    /// Queues in the database behind `pool`.
     pub fn new(pool: PgPool) -> Self {
-        Self {
-            pool,
-            notify_in_transaction: false,
-        }
-    }
-
-    /// The same queues, with the wake-up sent inside the sending
-    /// transaction: it cannot be lost to a crash after commit, at the price
-    /// of serialized commits (see the module documentation). For
-    /// deployments that never poll.
-    #[must_use]
-    pub fn notifying_in_transaction(mut self, yes: bool) -> Self {
-        self.notify_in_transaction = yes;
-        self
+        Self { pool }
     }
 }
 
@@ -91,14 +61,13 @@ async fn send_in(
     queue: &QueueName,
     messages: &[Value],
     delay: Duration,
-    notify: bool,
 ) -> Result<(), MessagingError> {
     if messages.is_empty() {
         return Ok(());
     }
-    // One round trip: insert the batch and, when asked, notify the queue's
-    // channel in the same transaction (PostgreSQL delivers it on commit and
-    // folds duplicates within the transaction).
+    // One round trip: insert the batch and, for immediate sends, notify the
+    // queue's channel in the same transaction (PostgreSQL delivers it on
+    // commit and folds duplicates within the transaction).
     sqlx::query!(
         r#"WITH sent AS (
                SELECT * FROM pgmq.send_batch($1::text, $2::jsonb[], NULL::jsonb[],
@@ -110,7 +79,7 @@ async fn send_in(
         messages,
         delay.as_secs_f64(),
         channel_for(queue),
-        notify && delay.is_zero(),
+        delay.is_zero(),
     )
     .fetch_one(conn)
     .await
@@ -194,15 +163,8 @@ impl MessageQueue for PgmqQueue {
         messages: &[Value],
         delay: Duration,
     ) -> Result<(), MessagingError> {
-        let in_transaction = self.notify_in_transaction;
         match tx.connection() {
-            Some(conn) => {
-                send_in(conn, queue, messages, delay, in_transaction).await?;
-                if !in_transaction && delay.is_zero() && !messages.is_empty() {
-                    tx.stage_notify(queue);
-                }
-                Ok(())
-            }
+            Some(conn) => send_in(conn, queue, messages, delay).await,
             None => {
                 tx.stage_send(queue, messages, delay);
                 Ok(())
@@ -331,40 +293,18 @@ impl MessageQueue for PgmqQueue {
         if staged.is_empty() {
             return Ok(());
         }
-        let mut channels: Vec<String> = Vec::new();
-        let mut writes = Vec::new();
+        let mut tx = self.pool.begin().await?;
         for op in staged.0 {
             match op {
-                StagedOp::Notify { queue } => channels.push(channel_for(&queue)),
-                other => writes.push(other),
+                StagedOp::Send {
+                    queue,
+                    messages,
+                    delay,
+                } => send_in(&mut tx, &queue, &messages, delay).await?,
+                StagedOp::Delete { queue, ids } => delete_in(&mut tx, &queue, &ids).await?,
             }
         }
-        if !writes.is_empty() {
-            let mut tx = self.pool.begin().await?;
-            for op in writes {
-                match op {
-                    StagedOp::Send {
-                        queue,
-                        messages,
-                        delay,
-                    } => send_in(&mut tx, &queue, &messages, delay, true).await?,
-                    StagedOp::Delete { queue, ids } => delete_in(&mut tx, &queue, &ids).await?,
-                    StagedOp::Notify { .. } => {}
-                }
-            }
-            tx.commit().await?;
-        }
-        if !channels.is_empty() {
-            // The messages are committed: wake their readers. A transaction
-            // that only notifies writes no WAL, so it holds PostgreSQL's
-            // notify lock only for a moment.
-            sqlx::query!(
-                r#"SELECT count(pg_notify(c, '')) AS "notified!" FROM unnest($1::text[]) AS c"#,
-                &channels
-            )
-            .fetch_one(&self.pool)
-            .await?;
-        }
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -99,10 +99,6 @@ pub(crate) enum StagedOp {
         queue: QueueName,
         ids: Vec<MessageId>,
     },
-    /// Wake `queue`'s subscribers: a send committed in the joined
-    /// transaction (providers that notify after commit, see
-    /// [`crate::PgmqQueue::notifying_in_transaction`]).
-    Notify { queue: QueueName },
 }
 
 /// The unit of work that sends and deletes belong to.
@@ -130,8 +126,7 @@ pub struct QueueTx<'c> {
 pub struct Staged(pub(crate) Vec<StagedOp>);
 
 impl Staged {
-    /// Whether nothing is waiting (for pgmq in a joined transaction, at most
-    /// the wake-ups of the queues it sent to).
+    /// Whether nothing is waiting (always the case for pgmq in a joined transaction).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -165,18 +160,6 @@ impl<'c> QueueTx<'c> {
             messages: messages.to_vec(),
             delay,
         });
-    }
-
-    pub(crate) fn stage_notify(&mut self, queue: &QueueName) {
-        let already = self
-            .staged
-            .iter()
-            .any(|op| matches!(op, StagedOp::Notify { queue: q } if q == queue));
-        if !already {
-            self.staged.push(StagedOp::Notify {
-                queue: queue.clone(),
-            });
-        }
     }
 
     pub(crate) fn stage_delete(&mut self, queue: &QueueName, ids: &[MessageId]) {

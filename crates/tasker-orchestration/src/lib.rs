@@ -81,10 +81,7 @@ impl Orchestrator {
     pub async fn connect(config: TaskerConfig) -> Result<Self, OrchestrationError> {
         let pool = tasker_db::connect(&config.database, "tasker-orchestration").await?;
         let queue: Arc<dyn MessageQueue> = match config.messaging.backend {
-            MessagingBackend::Pgmq => Arc::new(
-                PgmqQueue::new(pool.clone())
-                    .notifying_in_transaction(config.notify_in_transaction()),
-            ),
+            MessagingBackend::Pgmq => Arc::new(PgmqQueue::new(pool.clone())),
             MessagingBackend::InMemory => Arc::new(InMemoryQueue::new(IN_MEMORY_WAKE_CAPACITY)),
         };
         Ok(Self::new(pool, queue, config))

@@ -54,10 +54,7 @@ impl Worker {
     ) -> Result<Self, WorkerError> {
         let pool = tasker_db::connect(&config.database, "tasker-worker").await?;
         let queue: Arc<dyn MessageQueue> = match config.messaging.backend {
-            MessagingBackend::Pgmq => Arc::new(
-                PgmqQueue::new(pool.clone())
-                    .notifying_in_transaction(config.notify_in_transaction()),
-            ),
+            MessagingBackend::Pgmq => Arc::new(PgmqQueue::new(pool.clone())),
             MessagingBackend::InMemory => Arc::new(InMemoryQueue::new(1024)),
         };
         Ok(Self::new(pool, queue, config, registry))
