@@ -111,9 +111,21 @@ pub struct CreatedTask {
     pub edges: Vec<Edge>,
 }
 
+/// How a new task starts (decided by orchestration's planner): the task
+/// events it goes through from `pending`, and which of its initial steps —
+/// indexes into [`tasker_types::template::TaskTemplate::initial_steps`] — go
+/// to workers at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskStart<'a> {
+    /// Events from `pending`, e.g. `initialize`, `enqueue_ready_steps`, `await_steps`.
+    pub events: &'a [TaskEvent],
+    /// Initial steps born `enqueued`.
+    pub enqueue: &'a [usize],
+}
+
 /// Creates a task with its initial steps, edges and first transitions, in the
 /// caller's transaction: commit it to keep everything, drop it to keep
-/// nothing.
+/// nothing. The task stays `pending` and its steps `pending`.
 ///
 /// # Errors
 /// [`DbError::DuplicateTask`] with the existing task when the identity is
@@ -121,6 +133,24 @@ pub struct CreatedTask {
 pub async fn create(
     conn: &mut PgConnection,
     new: NewTask<'_>,
+    ctx: &TransitionContext,
+) -> Result<CreatedTask, DbError> {
+    create_started(conn, new, &TaskStart::default(), ctx).await
+}
+
+/// Like [`create`], but the task is written already moved along
+/// `start.events` (one transition row per event) and the steps of
+/// `start.enqueue` are born `enqueued` — four statements for the whole graph,
+/// instead of an update and a history row per event and per root. The
+/// caller sends the enqueued steps' pointers in the same transaction.
+///
+/// # Errors
+/// As [`create`]; [`DbError::InvalidTransition`] when `start.events` is not
+/// a legal path from `pending`.
+pub async fn create_started(
+    conn: &mut PgConnection,
+    new: NewTask<'_>,
+    start: &TaskStart<'_>,
     ctx: &TransitionContext,
 ) -> Result<CreatedTask, DbError> {
     let template = new.template.template.for_environment(new.environment);
@@ -138,17 +168,49 @@ pub async fn create(
     let task_uuid = TaskUuid::new();
     let correlation_id = new.correlation_id.unwrap_or_default();
 
+    // The history: `→ pending` (create), then one row per event.
+    let mut states = vec![TaskState::Pending];
+    for event in start.events {
+        let current = states[states.len() - 1];
+        states.push(current.next(*event)?);
+    }
+    let state = states[states.len() - 1];
+    let mut transition_ids = vec![uuid::Uuid::now_v7()];
+    let mut froms: Vec<Option<String>> = vec![None];
+    let mut tos = vec![TaskState::Pending.as_str().to_owned()];
+    let mut events = vec!["create".to_owned()];
+    for (i, event) in start.events.iter().enumerate() {
+        transition_ids.push(uuid::Uuid::now_v7());
+        froms.push(Some(states[i].as_str().to_owned()));
+        tos.push(states[i + 1].as_str().to_owned());
+        events.push(event.as_str().to_owned());
+    }
+    let last = i64::try_from(events.len()).unwrap_or(i64::MAX);
+
     let inserted = sqlx::query_as!(
         TaskRecord,
-        r#"INSERT INTO tasker.tasks
-               (task_uuid, named_task_uuid, namespace, name, version, state, context,
-                identity_hash, idempotency_key, correlation_id, priority, tags, initiator,
-                source_system, reason)
-           VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $12, $13, $14)
-           ON CONFLICT (identity_hash) WHERE identity_hash IS NOT NULL DO NOTHING
-           RETURNING task_uuid, named_task_uuid, namespace, name, version, state, context,
-                     identity_hash, idempotency_key, correlation_id, priority, tags, initiator,
-                     source_system, reason, created_at, updated_at, completed_at"#,
+        r#"WITH t AS (
+               INSERT INTO tasker.tasks
+                   (task_uuid, named_task_uuid, namespace, name, version, state, context,
+                    identity_hash, idempotency_key, correlation_id, priority, tags, initiator,
+                    source_system, reason)
+               VALUES ($1, $2, $3, $4, $5, $15, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+               ON CONFLICT (identity_hash) WHERE identity_hash IS NOT NULL DO NOTHING
+               RETURNING *),
+           history AS (
+               INSERT INTO tasker.task_transitions
+                   (task_transition_uuid, task_uuid, from_state, to_state, event, sort_key,
+                    most_recent, metadata, processor_id)
+               SELECT p.id, t.task_uuid, p.f, p.tt, p.e, (p.n - 1)::int4, p.n = $20, $21, $22
+               FROM t, unnest($16::uuid[], $17::text[], $18::text[], $19::text[])
+                    WITH ORDINALITY AS p(id, f, tt, e, n))
+           SELECT task_uuid AS "task_uuid!", named_task_uuid AS "named_task_uuid!",
+                  namespace AS "namespace!", name AS "name!", version AS "version!",
+                  state AS "state!", context AS "context!", identity_hash, idempotency_key,
+                  correlation_id AS "correlation_id!", priority AS "priority!", tags AS "tags!",
+                  initiator, source_system, reason, created_at AS "created_at!",
+                  updated_at AS "updated_at!", completed_at
+           FROM t"#,
         task_uuid.as_uuid(),
         new.template.named_task_uuid.as_uuid(),
         template.namespace_name,
@@ -163,6 +225,14 @@ pub async fn create(
         new.initiator,
         new.source_system,
         new.reason,
+        state.as_str(),
+        &transition_ids,
+        &froms as &[Option<String>],
+        &tos,
+        &events,
+        last,
+        ctx.metadata_or_empty(),
+        ctx.processor_id.as_deref(),
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -178,15 +248,6 @@ pub async fn create(
         });
     };
     let task = TaskRow::try_from(record)?;
-    task_transition::append(
-        &mut *conn,
-        task.task_uuid,
-        None,
-        TaskState::Pending,
-        "create",
-        ctx,
-    )
-    .await?;
 
     let definitions = template
         .initial_steps()
@@ -206,7 +267,13 @@ pub async fn create(
             }
         }
     }
-    workflow_step::insert_many(&mut *conn, task.task_uuid, &steps, ctx).await?;
+    let mut enqueued = vec![false; steps.len()];
+    for &i in start.enqueue {
+        if let Some(slot) = enqueued.get_mut(i) {
+            *slot = true;
+        }
+    }
+    workflow_step::insert_many_born(&mut *conn, task.task_uuid, &steps, &enqueued, ctx).await?;
     workflow_step_edge::insert_many(&mut *conn, task.task_uuid, &edges).await?;
     Ok(CreatedTask { task, steps, edges })
 }

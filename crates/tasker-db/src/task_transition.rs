@@ -31,41 +31,6 @@ pub struct TaskTransitionRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// Appends a row, demoting the previous most recent one, in the caller's
-/// transaction (which has just changed `tasks.state`).
-pub(crate) async fn append(
-    conn: &mut PgConnection,
-    task: TaskUuid,
-    from: Option<TaskState>,
-    to: TaskState,
-    event: &str,
-    ctx: &TransitionContext,
-) -> Result<(), DbError> {
-    // The scalar subquery reads `prev`, so the demotion runs before the new
-    // row is inserted and the one-most-recent index never sees two.
-    sqlx::query!(
-        r#"WITH prev AS (
-               UPDATE tasker.task_transitions SET most_recent = false
-               WHERE task_uuid = $2 AND most_recent
-               RETURNING sort_key)
-           INSERT INTO tasker.task_transitions
-               (task_transition_uuid, task_uuid, from_state, to_state, event, sort_key,
-                most_recent, metadata, processor_id)
-           SELECT $1, $2, $3, $4, $5, COALESCE((SELECT max(sort_key) FROM prev), -1) + 1,
-                  true, $6, $7"#,
-        Uuid::now_v7(),
-        task.as_uuid(),
-        from.map(TaskState::as_str),
-        to.as_str(),
-        event,
-        ctx.metadata_or_empty(),
-        ctx.processor_id.as_deref(),
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Appends one row per event of a path through the machine (`states` has
 /// one more entry than `events`), demoting the previous most recent row.
 pub(crate) async fn append_path(

@@ -132,9 +132,36 @@ pub async fn insert_many(
     steps: &[NewStep],
     ctx: &TransitionContext,
 ) -> Result<(), DbError> {
+    insert_many_born(conn, task, steps, &[], ctx).await
+}
+
+/// Inserts `steps` of `task`; those whose entry in `enqueued` is true are
+/// born `enqueued` (their history reads `→ pending`, `pending → enqueued`),
+/// the rest `pending` — for a new task whose ready roots go straight to
+/// workers, without an update per root.
+///
+/// # Errors
+/// [`DbError`] on database failure (e.g. a duplicate step name in the task).
+pub async fn insert_many_born(
+    conn: &mut PgConnection,
+    task: TaskUuid,
+    steps: &[NewStep],
+    enqueued: &[bool],
+    ctx: &TransitionContext,
+) -> Result<(), DbError> {
     if steps.is_empty() {
         return Ok(());
     }
+    let born = StepState::Pending.next(StepEvent::Enqueue)?;
+    let states: Vec<String> = (0..steps.len())
+        .map(|i| {
+            if enqueued.get(i).copied().unwrap_or(false) {
+                born.as_str().to_owned()
+            } else {
+                StepState::Pending.as_str().to_owned()
+            }
+        })
+        .collect();
     let uuids: Vec<Uuid> = steps.iter().map(|s| s.uuid.as_uuid()).collect();
     let names: Vec<String> = steps.iter().map(|s| s.name.clone()).collect();
     let template_steps: Vec<String> = steps.iter().map(|s| s.template_step.clone()).collect();
@@ -171,11 +198,11 @@ pub async fn insert_many(
                (workflow_step_uuid, task_uuid, name, template_step, step_type, callable,
                 initialization, timeout_seconds, max_attempts, retryable, backoff,
                 backoff_base_ms, max_backoff_ms, inputs, state)
-           SELECT u, $2, n, ts, ty, c, i, t, ma, r, b, bb, mb, inp, 'pending'
+           SELECT u, $2, n, ts, ty, c, i, t, ma, r, b, bb, mb, inp, st
            FROM unnest($1::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
                        $7::jsonb[], $8::int4[], $9::int4[], $10::bool[], $11::text[],
-                       $12::int8[], $13::int8[], $14::jsonb[])
-                AS s(u, n, ts, ty, c, i, t, ma, r, b, bb, mb, inp)"#,
+                       $12::int8[], $13::int8[], $14::jsonb[], $15::text[])
+                AS s(u, n, ts, ty, c, i, t, ma, r, b, bb, mb, inp, st)"#,
         &uuids,
         task.as_uuid(),
         &names,
@@ -190,11 +217,12 @@ pub async fn insert_many(
         &base,
         &cap,
         &inputs as &[Option<Value>],
+        &states,
     )
     .execute(&mut *conn)
     .await?;
     let ids: Vec<StepUuid> = steps.iter().map(|s| s.uuid).collect();
-    history::append_created_many(conn, task, &ids, ctx).await
+    history::append_created_many(conn, task, &ids, enqueued, ctx).await
 }
 
 /// One step.

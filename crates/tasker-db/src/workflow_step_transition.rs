@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use tasker_types::ids::{StepUuid, TaskUuid};
-use tasker_types::state::StepState;
+use tasker_types::state::{StepEvent, StepState};
 use uuid::Uuid;
 
 use crate::convert;
@@ -77,26 +77,60 @@ pub(crate) async fn append(
     Ok(())
 }
 
-/// Records the first (`→ pending`) transition of newly created steps.
+/// Records the first (`→ pending`) transition of newly created steps and,
+/// for those `enqueued` says were enqueued at birth, the `pending →
+/// enqueued` one after it — one statement for all.
 pub(crate) async fn append_created_many(
     conn: &mut PgConnection,
     task: TaskUuid,
     steps: &[StepUuid],
+    enqueued: &[bool],
     ctx: &TransitionContext,
 ) -> Result<(), DbError> {
-    let step_uuids: Vec<Uuid> = steps.iter().map(StepUuid::as_uuid).collect();
-    let transition_uuids: Vec<Uuid> = steps.iter().map(|_| Uuid::now_v7()).collect();
+    let mut ids = Vec::with_capacity(steps.len() * 2);
+    let mut step_uuids = Vec::with_capacity(steps.len() * 2);
+    let mut from: Vec<Option<String>> = Vec::with_capacity(steps.len() * 2);
+    let mut to = Vec::with_capacity(steps.len() * 2);
+    let mut events = Vec::with_capacity(steps.len() * 2);
+    let mut keys = Vec::with_capacity(steps.len() * 2);
+    let mut latest = Vec::with_capacity(steps.len() * 2);
+    for (i, step) in steps.iter().enumerate() {
+        let born_enqueued = enqueued.get(i).copied().unwrap_or(false);
+        ids.push(Uuid::now_v7());
+        step_uuids.push(step.as_uuid());
+        from.push(None);
+        to.push(StepState::Pending.as_str().to_owned());
+        events.push("create".to_owned());
+        keys.push(0);
+        latest.push(!born_enqueued);
+        if born_enqueued {
+            let enqueued_state = StepState::Pending.next(StepEvent::Enqueue)?;
+            ids.push(Uuid::now_v7());
+            step_uuids.push(step.as_uuid());
+            from.push(Some(StepState::Pending.as_str().to_owned()));
+            to.push(enqueued_state.as_str().to_owned());
+            events.push(StepEvent::Enqueue.as_str().to_owned());
+            keys.push(1);
+            latest.push(true);
+        }
+    }
     sqlx::query!(
         r#"INSERT INTO tasker.workflow_step_transitions
                (workflow_step_transition_uuid, workflow_step_uuid, task_uuid, from_state,
                 to_state, event, attempt, sort_key, most_recent, metadata, processor_id)
-           SELECT t, s, $3, NULL, 'pending', 'create', 0, 0, true, $4, $5
-           FROM unnest($1::uuid[], $2::uuid[]) AS u(t, s)"#,
-        &transition_uuids,
+           SELECT t, s, $3, f, tt, e, 0, k, m, $4, $5
+           FROM unnest($1::uuid[], $2::uuid[], $6::text[], $7::text[], $8::text[], $9::int4[],
+                       $10::bool[]) AS u(t, s, f, tt, e, k, m)"#,
+        &ids,
         &step_uuids,
         task.as_uuid(),
         ctx.metadata_or_empty(),
         ctx.processor_id.as_deref(),
+        &from as &[Option<String>],
+        &to,
+        &events,
+        &keys,
+        &latest,
     )
     .execute(conn)
     .await?;

@@ -1,17 +1,18 @@
 //! Task creation and initialization in one transaction: the task, its steps,
-//! edges and first transitions, the ready root steps moved to `enqueued`, and
-//! their pointer messages — all commit together or not at all.
+//! edges and transitions — the task already `steps_in_process`, the ready
+//! root steps already `enqueued` — and their pointer messages, all commit
+//! together or not at all.
 
 use std::collections::HashMap;
 
 use chrono::Utc;
 use tasker_db::named_task::{self, RegisteredTemplate};
-use tasker_db::task::{self, NewTask, TaskRow};
+use tasker_db::task::{self, NewTask, TaskRow, TaskStart};
 use tasker_types::api::TaskRequest;
-use tasker_types::messages::QueueName;
-use tasker_types::state::StepState;
+use tasker_types::messages::{QueueName, StepMessage};
+use tasker_types::state::{StepState, TaskState};
 
-use super::outgoing::{Outgoing, ToEnqueue, enqueue_steps};
+use super::outgoing::{Outgoing, to_json};
 use super::plan::{StepView, plan};
 use crate::error::OrchestrationError;
 use crate::shared::Shared;
@@ -52,6 +53,31 @@ pub(crate) async fn create_task(
         .map_err(|e| OrchestrationError::Corrupt(e.to_string()))?;
     shared.ensure_queue(&worker_queue).await?;
 
+    // Plan before writing: a new task's steps are all pending, so the plan
+    // follows from the template alone, and the task and its ready roots can
+    // be written already started.
+    let initial = template
+        .template
+        .initial_steps()
+        .map_err(|e| OrchestrationError::Corrupt(format!("template graph: {e}")))?;
+    let position: HashMap<&str, usize> = initial
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let views: Vec<StepView> = initial
+        .iter()
+        .map(|s| StepView {
+            parents: s
+                .dependencies
+                .iter()
+                .filter_map(|d| position.get(d.as_str()).copied())
+                .collect(),
+            ..StepView::new(StepState::Pending, 0, s.retry)
+        })
+        .collect();
+    let planned = plan(TaskState::Pending, &views, Utc::now());
+
     let ctx = shared.ctx();
     let mut tx = shared.pool.begin().await?;
     let new = NewTask {
@@ -64,58 +90,29 @@ pub(crate) async fn create_task(
         reason: request.reason,
         ..NewTask::new(&template, &shared.config.environment, request.context)
     };
-    let created = task::create(&mut tx, new, &ctx).await?;
-
-    let index: HashMap<_, _> = created
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.uuid, i))
-        .collect();
-    let mut views: Vec<StepView> = created
-        .steps
-        .iter()
-        .map(|s| StepView::new(StepState::Pending, 0, s.retry))
-        .collect();
-    for edge in &created.edges {
-        if let (Some(&from), Some(&to)) = (index.get(&edge.from), index.get(&edge.to)) {
-            views[to].parents.push(from);
-        }
-    }
-    let planned = plan(created.task.state, &views, Utc::now());
-    let ready: Vec<ToEnqueue> = planned
-        .ready
-        .iter()
-        .map(|&i| ToEnqueue {
-            step: created.steps[i].uuid,
-            from: StepState::Pending,
-        })
-        .collect();
-
-    let mut out = Outgoing::default();
+    let start = TaskStart {
+        events: &planned.events,
+        enqueue: &planned.ready,
+    };
+    let created = task::create_started(&mut tx, new, &start, &ctx).await?;
     let task_uuid = created.task.task_uuid;
     let correlation_id = created.task.correlation_id;
-    enqueue_steps(
-        &mut tx,
-        task_uuid,
-        correlation_id,
-        &worker_queue,
-        &ready,
-        &ctx,
-        &mut out,
-    )
-    .await?;
-    let state = task::transition_path(
-        &mut tx,
-        task_uuid,
-        created.task.state,
-        &planned.events,
-        &ctx,
-    )
-    .await?;
+    let mut out = Outgoing::default();
+    for &i in &planned.ready {
+        let Some(step) = created.steps.get(i) else {
+            continue;
+        };
+        let pointer = StepMessage {
+            task_uuid,
+            step_uuid: step.uuid,
+            correlation_id,
+        };
+        out.send(&worker_queue, to_json(&pointer)?);
+    }
     let staged = out.flush(shared.queue.as_ref(), &mut tx).await?;
     tx.commit().await?;
     shared.queue.commit_staged(staged).await?;
+    let ready = &planned.ready;
     metrics::counter!("tasker_tasks_created_total", "namespace" => created.task.namespace.clone())
         .increment(1);
     metrics::counter!("tasker_steps_enqueued_total").increment(ready.len() as u64);
@@ -123,8 +120,5 @@ pub(crate) async fn create_task(
         %task_uuid, %correlation_id, namespace = %created.task.namespace, name = %created.task.name,
         steps = created.steps.len(), enqueued = ready.len(), "task created"
     );
-    Ok(TaskRow {
-        state,
-        ..created.task
-    })
+    Ok(created.task)
 }

@@ -6,11 +6,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::PgConnection;
-use tasker_db::{DbError, TransitionContext, workflow_step};
 use tasker_messaging::{MessageId, MessageQueue, QueueTx, Staged};
-use tasker_types::ids::{CorrelationId, StepUuid, TaskUuid};
-use tasker_types::messages::{QueueName, StepMessage};
-use tasker_types::state::StepState;
+use tasker_types::messages::QueueName;
 
 use crate::error::OrchestrationError;
 
@@ -62,44 +59,6 @@ impl Outgoing {
         }
         Ok(unit.into_staged())
     }
-}
-
-/// One step to hand to workers.
-pub(crate) struct ToEnqueue {
-    pub(crate) step: StepUuid,
-    pub(crate) from: StepState,
-}
-
-/// Moves `steps` of `task` to `enqueued` and queues their pointer messages.
-/// A step another writer moved first is skipped. Returns how many moved.
-pub(crate) async fn enqueue_steps(
-    conn: &mut PgConnection,
-    task: TaskUuid,
-    correlation_id: CorrelationId,
-    worker_queue: &QueueName,
-    steps: &[ToEnqueue],
-    ctx: &TransitionContext,
-    out: &mut Outgoing,
-) -> Result<usize, OrchestrationError> {
-    let mut moved = 0;
-    for item in steps {
-        match workflow_step::enqueue(&mut *conn, item.step, item.from, ctx).await {
-            Ok(()) => {
-                let message = StepMessage {
-                    task_uuid: task,
-                    step_uuid: item.step,
-                    correlation_id,
-                };
-                out.send(worker_queue, to_json(&message)?);
-                moved += 1;
-            }
-            Err(DbError::TransitionConflict { .. }) => {
-                tracing::debug!(step_uuid = %item.step, "step moved before it could be enqueued");
-            }
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Ok(moved)
 }
 
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, OrchestrationError> {
