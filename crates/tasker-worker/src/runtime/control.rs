@@ -38,6 +38,9 @@ pub(crate) async fn run(
             tracing::warn!(error = %err, "control listener cannot LISTEN; retrying");
             continue;
         }
+        // A template registered before this LISTEN (at start-up, or while
+        // reconnecting) sent its notice to nobody: look again now.
+        templates_changed.notify_one();
         loop {
             let note = tokio::select! {
                 () = stop.cancelled() => return,
