@@ -119,6 +119,29 @@ fn workflows() -> Vec<DemoWorkflow> {
             }),
             show: ("ship_order", "tracking_number"),
         },
+        DemoWorkflow {
+            title: "conditional approval: a decision routes 7,500 to a manager and finance",
+            namespace: "conditional_approval",
+            name: "approval_routing",
+            context: json!({"amount": 7500, "requester": "ada", "purpose": "conference travel"}),
+            show: ("finalize_approval", "approvals"),
+        },
+        DemoWorkflow {
+            title: "CSV batches: 1,000 product rows summed in parallel, with checkpoints",
+            namespace: "csv_processing",
+            name: "csv_product_inventory",
+            context: json!({
+                "csv_file_path": tasker_rust_worker::csv::sample_csv_path().to_string_lossy(),
+            }),
+            show: ("aggregate_results", "total_value_cents"),
+        },
+        DemoWorkflow {
+            title: "diamond + decision + batch: the dominant parity squared in batches",
+            namespace: "diamond_decision_batch",
+            name: "parity_analysis",
+            context: json!({"numbers": [2, 4, 6, 8, 10, 12, 14, 1, 3, 5]}),
+            show: ("final_convergence", "sum_of_squares"),
+        },
     ]
 }
 
