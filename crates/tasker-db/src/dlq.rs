@@ -11,36 +11,9 @@ use uuid::Uuid;
 
 use crate::error::DbError;
 
-/// An entry as stored, with its task's namespace and name.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DlqEntry {
-    /// The entry.
-    pub dlq_entry_uuid: DlqEntryUuid,
-    /// Its task.
-    pub task_uuid: TaskUuid,
-    /// The task's namespace.
-    pub namespace: String,
-    /// The task's template name.
-    pub name: String,
-    /// Why it was recorded.
-    pub reason: DlqReason,
-    /// Where the investigation stands.
-    pub status: DlqStatus,
-    /// The task's state when it was recorded.
-    pub original_state: String,
-    /// The task and its steps then.
-    pub snapshot: Value,
-    /// What the investigation found or did.
-    pub resolution_notes: Option<String>,
-    /// Who closed it.
-    pub resolved_by: Option<String>,
-    /// Recorded.
-    pub created_at: DateTime<Utc>,
-    /// Last changed.
-    pub updated_at: DateTime<Utc>,
-    /// Closed.
-    pub resolved_at: Option<DateTime<Utc>>,
-}
+/// An entry as stored, with its task's namespace and name: the API's view
+/// of it, field for field.
+pub use tasker_types::dlq::DlqEntryView as DlqEntry;
 
 /// An entry to record.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,7 +1,7 @@
 //! DLQ operations (SPEC §4.10): list, count, show a task's entries, record
 //! an investigation's outcome, and resolve many entries by filter.
 
-use tasker_db::dlq::{self, DlqChange, DlqEntry};
+use tasker_db::dlq::{self, DlqChange};
 use tasker_types::dlq::{
     DlqBulkResolve, DlqBulkResult, DlqEntryView, DlqList, DlqListQuery, DlqStats, DlqUpdate,
 };
@@ -36,7 +36,7 @@ pub async fn list(
         .then(|| rows.last().map(|r| r.dlq_entry_uuid))
         .flatten();
     Ok(DlqList {
-        entries: rows.into_iter().map(view).collect(),
+        entries: rows,
         next_cursor,
     })
 }
@@ -60,11 +60,7 @@ pub async fn for_task(
     tasker_db::task::get(orchestrator.pool(), task)
         .await?
         .ok_or(OrchestrationError::TaskNotFound(task))?;
-    Ok(dlq::list_for_task(orchestrator.pool(), task)
-        .await?
-        .into_iter()
-        .map(view)
-        .collect())
+    Ok(dlq::list_for_task(orchestrator.pool(), task).await?)
 }
 
 /// Records an investigation's outcome on one entry.
@@ -83,7 +79,7 @@ pub async fn update(
     tx.commit().await?;
     tracing::info!(dlq_entry_uuid = %entry, status = updated.status.as_str(),
         resolved_by = ?update.resolved_by, "DLQ entry updated");
-    Ok(view(updated))
+    Ok(updated)
 }
 
 /// Moves every open entry matching the filter at once.
@@ -138,23 +134,5 @@ fn change(update: &DlqUpdate) -> DlqChange<'_> {
         status: update.status,
         resolution_notes: update.resolution_notes.as_deref(),
         resolved_by: update.resolved_by.as_deref(),
-    }
-}
-
-fn view(entry: DlqEntry) -> DlqEntryView {
-    DlqEntryView {
-        dlq_entry_uuid: entry.dlq_entry_uuid,
-        task_uuid: entry.task_uuid,
-        namespace: entry.namespace,
-        name: entry.name,
-        reason: entry.reason,
-        status: entry.status,
-        original_state: entry.original_state,
-        snapshot: entry.snapshot,
-        resolution_notes: entry.resolution_notes,
-        resolved_by: entry.resolved_by,
-        created_at: entry.created_at,
-        updated_at: entry.updated_at,
-        resolved_at: entry.resolved_at,
     }
 }

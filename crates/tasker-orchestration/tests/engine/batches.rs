@@ -9,7 +9,7 @@ use tasker_rust_worker::csv::sample_csv_path;
 use tasker_types::ids::TaskUuid;
 use tasker_types::state::{StepState, TaskState};
 
-use crate::support::{Stack, examples};
+use crate::support::{Running, Stack, examples};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -52,6 +52,35 @@ fn csv_variant(name: &str, parallelism: u32, strategy: &str) -> String {
             "failure_strategy: fail_fast",
             &format!("failure_strategy: {strategy}"),
         )
+}
+
+/// A stack running orchestration and the example worker, with the CSV
+/// template registered again as `name` (parallelism, failure strategy)
+/// when `variant` is given.
+async fn csv_stack(variant: Option<(&str, u32, &str)>) -> (Stack, Running, Running) {
+    let stack = Stack::new().await;
+    if let Some((name, parallelism, strategy)) = variant {
+        stack
+            .register(&csv_variant(name, parallelism, strategy))
+            .await;
+    }
+    let orchestrator = stack.start_orchestrator();
+    let worker = stack.start_worker(examples());
+    (stack, orchestrator, worker)
+}
+
+/// Runs CSV template `name` over the sample file (context `extra` added)
+/// and checks that it ends `expected`.
+async fn run_csv(stack: &Stack, name: &str, extra: Value, expected: TaskState) -> TaskUuid {
+    let task = stack
+        .create("csv_processing", name, csv_context(extra))
+        .await;
+    assert_eq!(
+        stack.finished(task.task_uuid, LIMIT).await.state,
+        expected,
+        "{name}"
+    );
+    task.task_uuid
 }
 
 async fn result(stack: &Stack, task: TaskUuid, step: &str) -> Value {
@@ -126,20 +155,9 @@ async fn a_thousand_rows_in_parallel_batches_add_up() {
 
 #[tokio::test]
 async fn parallelism_limits_how_many_batches_run_at_once() {
-    let stack = Stack::new().await;
-    stack
-        .register(&csv_variant("csv_serial", 1, "fail_fast"))
-        .await;
-    let _orchestrator = stack.start_orchestrator();
-    let _worker = stack.start_worker(examples());
-    let task = stack
-        .create("csv_processing", "csv_serial", csv_context(json!({})))
-        .await;
-    assert_eq!(
-        stack.finished(task.task_uuid, LIMIT).await.state,
-        TaskState::Complete
-    );
-    assert_eq!(peak_concurrency(&stack, task.task_uuid).await, 1);
+    let (stack, _orchestrator, _worker) = csv_stack(Some(("csv_serial", 1, "fail_fast"))).await;
+    let task = run_csv(&stack, "csv_serial", json!({}), TaskState::Complete).await;
+    assert_eq!(peak_concurrency(&stack, task).await, 1);
 }
 
 #[tokio::test]
@@ -215,26 +233,17 @@ async fn a_retried_batch_resumes_from_its_checkpoint_and_counts_no_row_twice() {
 
 #[tokio::test]
 async fn fail_fast_cancels_the_batches_not_yet_started_and_fails_the_task() {
-    let stack = Stack::new().await;
-    stack
-        .register(&csv_variant("csv_fail_fast", 1, "fail_fast"))
-        .await;
-    let _orchestrator = stack.start_orchestrator();
-    let _worker = stack.start_worker(examples());
-    let task = stack
-        .create(
-            "csv_processing",
-            "csv_fail_fast",
-            csv_context(json!({"fail_batch": "002"})),
-        )
-        .await;
-    assert_eq!(
-        stack.finished(task.task_uuid, LIMIT).await.state,
-        TaskState::Error
-    );
+    let (stack, _orchestrator, _worker) = csv_stack(Some(("csv_fail_fast", 1, "fail_fast"))).await;
+    let task = run_csv(
+        &stack,
+        "csv_fail_fast",
+        json!({"fail_batch": "002"}),
+        TaskState::Error,
+    )
+    .await;
     let state = |name: &'static str| {
         let stack = &stack;
-        async move { stack.step(task.task_uuid, name).await.state }
+        async move { stack.step(task, name).await.state }
     };
     assert_eq!(state("process_csv_batch_001").await, StepState::Complete);
     assert_eq!(state("process_csv_batch_002").await, StepState::Error);
@@ -250,32 +259,21 @@ async fn fail_fast_cancels_the_batches_not_yet_started_and_fails_the_task() {
 
 #[tokio::test]
 async fn continue_on_failure_runs_every_batch_and_convergence_sees_the_failure() {
-    let stack = Stack::new().await;
-    stack
-        .register(&csv_variant("csv_tolerant", 4, "continue_on_failure"))
-        .await;
-    let _orchestrator = stack.start_orchestrator();
-    let _worker = stack.start_worker(examples());
-    let task = stack
-        .create(
-            "csv_processing",
-            "csv_tolerant",
-            csv_context(json!({"fail_batch": "002"})),
-        )
-        .await;
+    let (stack, _orchestrator, _worker) =
+        csv_stack(Some(("csv_tolerant", 4, "continue_on_failure"))).await;
+    let task = run_csv(
+        &stack,
+        "csv_tolerant",
+        json!({"fail_batch": "002"}),
+        TaskState::Complete,
+    )
+    .await;
     assert_eq!(
-        stack.finished(task.task_uuid, LIMIT).await.state,
-        TaskState::Complete
-    );
-    assert_eq!(
-        stack
-            .step(task.task_uuid, "process_csv_batch_002")
-            .await
-            .state,
+        stack.step(task, "process_csv_batch_002").await.state,
         StepState::Error
     );
     let (rows, quantity, value) = expected_totals(200..400);
-    let totals = result(&stack, task.task_uuid, "aggregate_results").await;
+    let totals = result(&stack, task, "aggregate_results").await;
     assert_eq!(totals["batches"], 4);
     assert_eq!(totals["failed_batches"], json!(["process_csv_batch_002"]));
     assert_eq!(totals["total_rows"], rows);
@@ -345,24 +343,15 @@ async fn diamond_decision_and_batch_follow_the_dominant_parity() {
 
 #[tokio::test]
 async fn isolate_finishes_the_other_batches_then_waits_for_an_operator() {
-    let stack = Stack::new().await;
-    stack
-        .register(&csv_variant("csv_isolated", 2, "isolate"))
-        .await;
-    let _orchestrator = stack.start_orchestrator();
-    let _worker = stack.start_worker(examples());
-    let task = stack
-        .create(
-            "csv_processing",
-            "csv_isolated",
-            csv_context(json!({"fail_batch": "002"})),
-        )
-        .await;
-    assert_eq!(
-        stack.finished(task.task_uuid, LIMIT).await.state,
-        TaskState::Error
-    );
-    let steps = stack.steps(task.task_uuid).await;
+    let (stack, _orchestrator, _worker) = csv_stack(Some(("csv_isolated", 2, "isolate"))).await;
+    let task = run_csv(
+        &stack,
+        "csv_isolated",
+        json!({"fail_batch": "002"}),
+        TaskState::Error,
+    )
+    .await;
+    let steps = stack.steps(task).await;
     for step in steps
         .iter()
         .filter(|s| s.template_step == "process_csv_batch")
@@ -375,13 +364,13 @@ async fn isolate_finishes_the_other_batches_then_waits_for_an_operator() {
         assert_eq!(step.state, expected, "{}", step.name);
     }
     assert_eq!(
-        stack.step(task.task_uuid, "aggregate_results").await.state,
+        stack.step(task, "aggregate_results").await.state,
         StepState::Pending,
         "convergence waits for the isolated batch"
     );
 
     // The operator supplies the isolated batch's totals; convergence runs.
-    let failed = stack.step(task.task_uuid, "process_csv_batch_002").await;
+    let failed = stack.step(task, "process_csv_batch_002").await;
     let (all_rows, all_quantity, all_value) = expected_totals(0..0);
     let (_, others_quantity, others_value) = expected_totals(200..400);
     let request = tasker_types::api::StepActionRequest {
@@ -399,14 +388,11 @@ async fn isolate_finishes_the_other_batches_then_waits_for_an_operator() {
     };
     stack
         .orchestrator
-        .act_on_step(task.task_uuid, failed.workflow_step_uuid, &request)
+        .act_on_step(task, failed.workflow_step_uuid, &request)
         .await
         .unwrap();
-    assert_eq!(
-        stack.finished(task.task_uuid, LIMIT).await.state,
-        TaskState::Complete
-    );
-    let totals = result(&stack, task.task_uuid, "aggregate_results").await;
+    assert_eq!(stack.finished(task, LIMIT).await.state, TaskState::Complete);
+    let totals = result(&stack, task, "aggregate_results").await;
     assert_eq!(totals["batches"], 5);
     assert_eq!(totals["total_rows"], all_rows);
     assert_eq!(totals["total_quantity"], all_quantity);

@@ -10,7 +10,7 @@ use tasker_types::api::{StepActionKind, StepActionRequest};
 use tasker_types::dlq::{DlqReason, DlqStatus};
 use tasker_types::state::{StepState, TaskState};
 
-use crate::support::{Stack, examples};
+use crate::support::{Running, Stack, examples};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -25,6 +25,15 @@ const FLAKY: &str = "name: flaky_once\nnamespace_name: repair\nversion: 1.0.0\n\
 identity_strategy: always_unique\nsteps:\n\
   - { name: flaky, retry: { max_attempts: 1 }, handler: { callable: \"tasker::fail\", initialization: { fail_times: 1, retryable: false } } }\n\
   - { name: after, handler: { callable: \"tasker::echo\" }, dependencies: [flaky] }\n";
+
+/// A running stack with the `flaky_once` template registered.
+async fn flaky_stack() -> (Stack, Running, Running) {
+    let stack = Stack::new().await;
+    stack.register(FLAKY).await;
+    let orchestrator = stack.start_orchestrator();
+    let worker = stack.start_worker(examples());
+    (stack, orchestrator, worker)
+}
 
 fn action(kind: StepActionKind) -> StepActionRequest {
     StepActionRequest::new(kind, "ops@example.com", "INC-42: upstream fixed")
@@ -141,14 +150,12 @@ async fn a_task_with_a_live_lease_or_recent_progress_is_not_stale() {
 
 #[tokio::test]
 async fn reset_for_retry_runs_a_failed_step_again_with_edited_inputs() {
-    let stack = Stack::new().await;
-    stack.register(FLAKY).await;
-    let _orchestrator = stack.start_orchestrator();
-    let _worker = stack.start_worker(examples());
+    let (stack, _orchestrator, _worker) = flaky_stack().await;
     let task = stack.create("repair", "flaky_once", json!({})).await;
     assert_eq!(
         stack.finished(task.task_uuid, LIMIT).await.state,
-        TaskState::Error
+        TaskState::Error,
+        "flaky fails on its only attempt"
     );
     let flaky = stack.step(task.task_uuid, "flaky").await;
     assert_eq!((flaky.state, flaky.attempts), (StepState::Error, 1));
@@ -218,14 +225,12 @@ async fn reset_for_retry_runs_a_failed_step_again_with_edited_inputs() {
 
 #[tokio::test]
 async fn resolve_manually_lets_dependents_run_without_a_result() {
-    let stack = Stack::new().await;
-    stack.register(FLAKY).await;
-    let _orchestrator = stack.start_orchestrator();
-    let _worker = stack.start_worker(examples());
+    let (stack, _orchestrator, _worker) = flaky_stack().await;
     let task = stack.create("repair", "flaky_once", json!({})).await;
     assert_eq!(
         stack.finished(task.task_uuid, LIMIT).await.state,
-        TaskState::Error
+        TaskState::Error,
+        "flaky fails on its only attempt"
     );
     let flaky = stack.step(task.task_uuid, "flaky").await;
     // Only a failed step can be reset; a pending one cannot.
