@@ -149,6 +149,37 @@ async fn a_task_with_a_live_lease_or_recent_progress_is_not_stale() {
 }
 
 #[tokio::test]
+async fn a_template_lifecycle_overrides_the_configured_threshold() {
+    let stack = Stack::new().await;
+    stack.register(TWO_STEPS).await;
+    stack
+        .register(&TWO_STEPS.replace("name: two_steps", "name: impatient").replace(
+            "identity_strategy: always_unique\n",
+            "identity_strategy: always_unique\nlifecycle: { max_steps_in_process_minutes: 5 }\n",
+        ))
+        .await;
+    let patient = stack.create("repair", "two_steps", json!({})).await;
+    let impatient = stack.create("repair", "impatient", json!({})).await;
+    // Ten minutes on: past the template's 5, short of the configured 30.
+    let report = stack
+        .orchestrator
+        .sweep_stale_tasks(Utc::now() + TimeDelta::minutes(10))
+        .await
+        .unwrap();
+    assert_eq!(report.failed, [impatient.task_uuid]);
+    let entry = &dlq::list_for_task(stack.pool(), impatient.task_uuid)
+        .await
+        .unwrap()[0];
+    assert_eq!(entry.snapshot["threshold_minutes"], 5);
+    assert!(
+        dlq::list_for_task(stack.pool(), patient.task_uuid)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn reset_for_retry_runs_a_failed_step_again_with_edited_inputs() {
     let (stack, _orchestrator, _worker) = flaky_stack().await;
     let task = stack.create("repair", "flaky_once", json!({})).await;
