@@ -907,7 +907,16 @@ async fn the_demo_runs_every_example_to_completion() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let summary = stdout_json(&output);
     let rows = summary.as_array().unwrap();
-    assert_eq!(rows.len(), 5);
+    assert_eq!(rows.len(), 8);
     assert!(rows.iter().all(|r| r["state"] == "complete"), "{summary}");
     assert_eq!(rows[0]["result"], 2_821_109_907_456_i64);
+    assert_eq!(
+        rows[5]["result"],
+        serde_json::json!(["manager_approval", "finance_review"])
+    );
+    assert_eq!(rows[6]["steps"], 7, "analyze, five batches, aggregate");
+    assert_eq!(
+        rows[7]["result"], 560,
+        "4 + 16 + … + 196, the evens squared"
+    );
 }
