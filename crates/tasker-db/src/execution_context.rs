@@ -217,22 +217,3 @@ async fn lineage(conn: &mut sqlx::PgConnection, steps: &[StepRow]) -> Result<Lin
     }
     Ok(lineage)
 }
-
-/// Every ancestor of `step` that satisfied its dependency (`complete` or
-/// `resolved_manually`), with its result: direct parents first, then by name.
-///
-/// # Errors
-/// [`DbError`] on database failure.
-pub async fn dependencies(
-    conn: &mut sqlx::PgConnection,
-    step: StepUuid,
-) -> Result<Vec<DependencyResult>, DbError> {
-    let Some(row) = workflow_step::get(&mut *conn, step).await? else {
-        return Ok(Vec::new());
-    };
-    Ok(lineage(conn, std::slice::from_ref(&row))
-        .await?
-        .dependencies
-        .remove(&step)
-        .unwrap_or_default())
-}

@@ -645,9 +645,11 @@ pub async fn complete(
         step,
         StepState::EnqueuedForOrchestration,
         StepEvent::Complete,
+        None,
         ctx,
     )
     .await
+    .map(|_| ())
 }
 
 /// `enqueued_as_error_for_orchestration → waiting_for_retry`, due at `due`.
@@ -702,9 +704,11 @@ pub async fn fail(
         step,
         StepState::EnqueuedAsErrorForOrchestration,
         StepEvent::Fail,
+        None,
         ctx,
     )
     .await
+    .map(|_| ())
 }
 
 /// `<from> → cancelled` for a non-terminal step; a running attempt's later
@@ -719,32 +723,39 @@ pub async fn cancel(
     from: StepState,
     ctx: &TransitionContext,
 ) -> Result<(), DbError> {
-    settle(conn, step, from, StepEvent::Cancel, ctx).await
+    settle(conn, step, from, StepEvent::Cancel, None, ctx)
+        .await
+        .map(|_| ())
 }
 
-/// Moves a step into a terminal state by `event`: ends any lease and stamps
-/// `completed_at`.
-async fn settle(
+/// Moves a step into a terminal state by `event`: ends any lease and any
+/// pending retry, stamps `completed_at`, and stores `result` when given (an
+/// operator's `complete_manually`). Returns the step's task.
+pub(crate) async fn settle(
     conn: &mut PgConnection,
     step: StepUuid,
     from: StepState,
     event: StepEvent,
+    result: Option<&Value>,
     ctx: &TransitionContext,
-) -> Result<(), DbError> {
+) -> Result<TaskUuid, DbError> {
     let to = from.next(event)?;
     let row = sqlx::query!(
         r#"UPDATE tasker.workflow_steps
-           SET state = $3, lease_expires_at = NULL, completed_at = now(), updated_at = now()
+           SET state = $3, results = COALESCE($4, results), lease_expires_at = NULL,
+               next_retry_at = NULL, completed_at = now(), updated_at = now()
            WHERE workflow_step_uuid = $1 AND state = $2
            RETURNING task_uuid, attempts"#,
         step.as_uuid(),
         from.as_str(),
-        to.as_str()
+        to.as_str(),
+        result
     )
     .fetch_optional(&mut *conn)
     .await?;
     let (task, attempt) = fenced(row.map(|r| (r.task_uuid, r.attempts)), step, from, None)?;
-    record(conn, step, task, from, to, event, attempt, ctx).await
+    record(conn, step, task, from, to, event, attempt, ctx).await?;
+    Ok(task)
 }
 
 /// Maps the CAS's returned row to `(task, attempt)`, or a conflict.

@@ -11,7 +11,7 @@ use tasker_types::state::{StepEvent, StepState};
 use crate::convert;
 use crate::error::DbError;
 use crate::transition::TransitionContext;
-use crate::workflow_step::{fenced, record};
+use crate::workflow_step::{fenced, record, settle};
 
 /// `enqueued_for_orchestration → error`: the worker's success carried an
 /// outcome orchestration cannot apply (an invalid decision or batch);
@@ -137,7 +137,7 @@ pub async fn resolve_manually(
     from: StepState,
     ctx: &TransitionContext,
 ) -> Result<TaskUuid, DbError> {
-    finish_manually(conn, step, from, StepEvent::ResolveManually, None, ctx).await
+    settle(conn, step, from, StepEvent::ResolveManually, None, ctx).await
 }
 
 /// `<from> → complete` (any non-terminal state, or `error`) with `result`,
@@ -153,7 +153,7 @@ pub async fn complete_manually(
     result: &Value,
     ctx: &TransitionContext,
 ) -> Result<TaskUuid, DbError> {
-    finish_manually(
+    settle(
         conn,
         step,
         from,
@@ -162,31 +162,4 @@ pub async fn complete_manually(
         ctx,
     )
     .await
-}
-
-async fn finish_manually(
-    conn: &mut PgConnection,
-    step: StepUuid,
-    from: StepState,
-    event: StepEvent,
-    result: Option<&Value>,
-    ctx: &TransitionContext,
-) -> Result<TaskUuid, DbError> {
-    let to = from.next(event)?;
-    let row = sqlx::query!(
-        r#"UPDATE tasker.workflow_steps
-           SET state = $3, results = COALESCE($4, results), lease_expires_at = NULL,
-               next_retry_at = NULL, completed_at = now(), updated_at = now()
-           WHERE workflow_step_uuid = $1 AND state = $2
-           RETURNING task_uuid, attempts"#,
-        step.as_uuid(),
-        from.as_str(),
-        to.as_str(),
-        result
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let (task, attempt) = fenced(row.map(|r| (r.task_uuid, r.attempts)), step, from, None)?;
-    record(conn, step, task, from, to, event, attempt, ctx).await?;
-    Ok(task)
 }
