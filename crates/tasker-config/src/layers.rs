@@ -137,9 +137,47 @@ fn merge_into(base: &mut Table, overlay: Table) {
     }
 }
 
+/// Sets dotted `key` to `value`, creating the tables on the way. A key
+/// that names no known setting is caught by validation, which rejects
+/// unknown keys with their path.
+pub(crate) fn set_path(table: &mut Table, key: &str, value: Value) -> Result<(), ConfigError> {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let leaf = parts.pop().filter(|p| !p.is_empty());
+    let (Some(leaf), false) = (leaf, parts.iter().any(|p| p.is_empty())) else {
+        return Err(ConfigError::Shape {
+            key: key.to_owned(),
+            message: "not a dotted key path (e.g. `worker.concurrency`)".to_owned(),
+        });
+    };
+    let mut current = table;
+    for part in parts {
+        let entry = current
+            .entry(part)
+            .or_insert_with(|| Value::Table(Table::new()));
+        let Value::Table(next) = entry else {
+            return Err(ConfigError::Shape {
+                key: key.to_owned(),
+                message: format!("`{part}` is a value, not a table"),
+            });
+        };
+        current = next;
+    }
+    current.insert(leaf.to_owned(), value);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dotted_override_replaces_one_leaf() {
+        let mut base = table("[worker]\nconcurrency = 16\nlease_ms = 30000\n");
+        set_path(&mut base, "worker.concurrency", Value::Integer(4)).unwrap();
+        assert_eq!(base, table("[worker]\nconcurrency = 4\nlease_ms = 30000\n"));
+        assert!(set_path(&mut base, "worker..x", Value::Integer(1)).is_err());
+        assert!(set_path(&mut base, "worker.concurrency.x", Value::Integer(1)).is_err());
+    }
 
     fn table(text: &str) -> Table {
         text.parse().unwrap()

@@ -97,6 +97,7 @@ pub struct ConfigLoader {
     environment: Option<String>,
     dir: Option<PathBuf>,
     vars: VarLookup,
+    overrides: Vec<(String, toml::Value)>,
 }
 
 impl Default for ConfigLoader {
@@ -113,6 +114,7 @@ impl ConfigLoader {
             environment: None,
             dir: None,
             vars: Arc::new(|name| std::env::var(name).ok()),
+            overrides: Vec::new(),
         }
     }
 
@@ -138,6 +140,27 @@ impl ConfigLoader {
         self
     }
 
+    /// Sets the key at dotted path `key` (e.g. `worker.concurrency`) to
+    /// `value`, above every layer — for hosts that take settings as
+    /// arguments (the foreign-language workers' keyword options). The result
+    /// is validated like a file: an unknown key or a value out of range is
+    /// an error naming the key.
+    ///
+    /// ```
+    /// let config = tasker_config::ConfigLoader::new()
+    ///     .environment("test")
+    ///     .vars(|name| (name == "DATABASE_URL").then(|| "postgresql://db/tasker".to_owned()))
+    ///     .set("worker.concurrency", toml::Value::Integer(3))
+    ///     .load()
+    ///     .unwrap();
+    /// assert_eq!(config.worker.concurrency.get(), 3);
+    /// ```
+    #[must_use]
+    pub fn set(mut self, key: impl Into<String>, value: toml::Value) -> Self {
+        self.overrides.push((key.into(), value));
+        self
+    }
+
     /// The environment this loader will use.
     pub fn resolved_environment(&self) -> String {
         self.environment
@@ -160,6 +183,9 @@ impl ConfigLoader {
         let sources = layers::sources(&environment, dir.as_deref())?;
         let mut table = layers::merge(&sources)?;
         interpolate::interpolate(&mut table, &*self.vars)?;
+        for (key, value) in &self.overrides {
+            layers::set_path(&mut table, key, value.clone())?;
+        }
         Ok(table)
     }
 

@@ -223,3 +223,31 @@ fn template_paths_extend_from_tasker_template_path() {
     assert_eq!(config.worker.lease, Duration::from_secs(5));
     assert_eq!(config.orchestration.result_batch_size.get(), 100);
 }
+
+#[test]
+fn overrides_set_by_a_host_win_and_are_validated_like_files() {
+    let config = loader("test", &[])
+        .set("worker.concurrency", toml::Value::Integer(8))
+        .set(
+            "worker.namespaces",
+            toml::Value::Array(vec![toml::Value::String("payments".into())]),
+        )
+        .load()
+        .unwrap();
+    assert_eq!(config.worker.concurrency.get(), 8);
+    assert_eq!(config.worker.namespaces, ["payments"]);
+
+    let zero = loader("test", &[])
+        .set("worker.concurrency", toml::Value::Integer(0))
+        .load()
+        .unwrap_err();
+    assert!(zero.to_string().starts_with("worker.concurrency"), "{zero}");
+    let unknown = loader("test", &[])
+        .set("worker.concurency", toml::Value::Integer(8))
+        .load()
+        .unwrap_err();
+    assert!(
+        unknown.to_string().contains("unknown field `concurency`"),
+        "{unknown}"
+    );
+}
