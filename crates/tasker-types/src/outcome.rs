@@ -27,8 +27,8 @@ pub enum StepOutcome {
 /// A failed attempt, described for orchestration and operators.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepFailure {
-    /// The category: `handler_error`, `timeout`, `panic`, `lease_expired`,
-    /// `invalid_result`, or a handler's own.
+    /// The category: `handler_error`, `timeout`, `panic`, `exception`,
+    /// `lease_expired`, `invalid_result`, `handler_not_found`, or a handler's own.
     pub error_type: String,
     /// A human-readable explanation.
     pub message: String,
@@ -52,8 +52,11 @@ pub mod error_types {
     pub const HANDLER_ERROR: &str = "handler_error";
     /// The attempt overran its timeout.
     pub const TIMEOUT: &str = "timeout";
-    /// The handler panicked or raised an unexpected exception.
+    /// A Rust handler panicked.
     pub const PANIC: &str = "panic";
+    /// A foreign-language handler raised an exception other than the
+    /// binding's retryable / permanent errors.
+    pub const EXCEPTION: &str = "exception";
     /// The worker holding the lease disappeared and no attempts were left.
     pub const LEASE_EXPIRED: &str = "lease_expired";
     /// The handler's result broke the step's `result_schema` or the outcome rules.

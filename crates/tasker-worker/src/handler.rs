@@ -2,21 +2,15 @@
 //! [`HandlerResult`] (SPEC §7). Handlers should be idempotent: execution is
 //! at least once, acceptance exactly once per attempt (SPEC §4.3).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sqlx::PgPool;
-use tasker_types::ids::{CorrelationId, StepUuid, TaskUuid};
 use tasker_types::outcome::{
-    BatchOutcome, Checkpoint, CursorConfig, DecisionOutcome, FlowControl, StepFailure, StepOutcome,
-    error_types,
+    BatchOutcome, CursorConfig, DecisionOutcome, FlowControl, StepFailure, StepOutcome, error_types,
 };
-use tasker_types::template::BatchConfig;
-use tokio_util::sync::CancellationToken;
+
+use crate::context::StepContext;
 
 /// Runs one step. Registered in a [`crate::HandlerRegistry`] under its `callable`.
 ///
@@ -42,215 +36,6 @@ pub trait StepHandler: Send + Sync + 'static {
 
 /// A handler's answer.
 pub type HandlerResult = Result<Success, HandlerError>;
-
-/// Everything a handler knows about the step it runs (SPEC §7).
-#[derive(Clone, Debug)]
-pub struct StepContext {
-    /// The task.
-    pub task_uuid: TaskUuid,
-    /// The step.
-    pub step_uuid: StepUuid,
-    /// Template namespace.
-    pub namespace: String,
-    /// Template name.
-    pub task_name: String,
-    /// Template version.
-    pub task_version: String,
-    /// The task's context.
-    pub context: Value,
-    /// The step's name in this task (a batch clone's includes its batch id).
-    pub step_name: String,
-    /// The template step it was made from.
-    pub template_step: String,
-    /// This attempt's number, from 1.
-    pub attempt: u32,
-    /// The step's `max_attempts`.
-    pub max_attempts: u32,
-    /// The step's `handler.initialization`.
-    pub initialization: Value,
-    /// Extra inputs: a batch cursor, or inputs edited by an operator.
-    pub inputs: Option<Value>,
-    /// Names of the step's direct parents that exist in this task.
-    pub direct_parents: Vec<String>,
-    /// The result of every completed ancestor, by step name.
-    pub dependency_results: BTreeMap<String, Value>,
-    /// Direct parents that failed permanently, with their errors. Only a
-    /// tolerated failure (a `continue_on_failure` batch) lets a step run
-    /// with a failed parent, so a convergence step sees which batches failed.
-    pub failed_parents: BTreeMap<String, Value>,
-    /// For a batchable step: its `batch_config` (worker, parallelism,
-    /// suggested batch size, failure strategy).
-    pub batch_config: Option<BatchConfig>,
-    /// The last checkpoint an earlier attempt saved: resume from here.
-    pub checkpoint: Option<Checkpoint>,
-    /// Follows the task through logs and messages.
-    pub correlation_id: CorrelationId,
-    cancellation: CancellationToken,
-    checkpoints: CheckpointStore,
-}
-
-/// Where [`StepContext::save_checkpoint`] writes.
-#[derive(Clone, Debug)]
-enum CheckpointStore {
-    /// The step's row, fenced by the attempt (the runtime's store).
-    Database(PgPool),
-    /// Kept in memory, for handler unit tests ([`StepContext::saved_checkpoints`]).
-    Memory(Arc<Mutex<Vec<Checkpoint>>>),
-}
-
-impl StepContext {
-    /// Assembles a context (used by the runtime and by handler unit tests).
-    #[allow(clippy::too_many_arguments)] // mirrors the SPEC §7 field list one to one
-    pub fn new(
-        task_uuid: TaskUuid,
-        step_uuid: StepUuid,
-        namespace: String,
-        task_name: String,
-        task_version: String,
-        context: Value,
-        step_name: String,
-        template_step: String,
-        attempt: u32,
-        max_attempts: u32,
-        initialization: Value,
-        correlation_id: CorrelationId,
-    ) -> Self {
-        Self {
-            task_uuid,
-            step_uuid,
-            namespace,
-            task_name,
-            task_version,
-            context,
-            step_name,
-            template_step,
-            attempt,
-            max_attempts,
-            initialization,
-            inputs: None,
-            direct_parents: Vec::new(),
-            dependency_results: BTreeMap::new(),
-            failed_parents: BTreeMap::new(),
-            batch_config: None,
-            checkpoint: None,
-            correlation_id,
-            cancellation: CancellationToken::new(),
-            checkpoints: CheckpointStore::Memory(Arc::default()),
-        }
-    }
-
-    /// Saves checkpoints to the step's row (the runtime does this).
-    pub(crate) fn with_checkpoint_store(mut self, pool: PgPool) -> Self {
-        self.checkpoints = CheckpointStore::Database(pool);
-        self
-    }
-
-    /// Records how far this attempt got, so that if it fails (or its worker
-    /// dies) the next attempt starts from `checkpoint` instead of the
-    /// beginning (SPEC §4.7). Save after the items it counts are done.
-    ///
-    /// # Errors
-    /// A retryable [`HandlerError`] when this attempt is no longer current
-    /// (its lease was re-claimed or the task cancelled: stop working) or the
-    /// database is unreachable.
-    pub async fn save_checkpoint(&self, checkpoint: Checkpoint) -> Result<(), HandlerError> {
-        match &self.checkpoints {
-            CheckpointStore::Memory(saved) => {
-                saved
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(checkpoint);
-                Ok(())
-            }
-            CheckpointStore::Database(pool) => {
-                let value = serde_json::to_value(&checkpoint)
-                    .map_err(|e| HandlerError::permanent(format!("checkpoint is not JSON: {e}")))?;
-                tasker_db::workflow_step::save_checkpoint(
-                    pool,
-                    self.step_uuid,
-                    self.attempt,
-                    &value,
-                )
-                .await
-                .map_err(|err| match err {
-                    tasker_db::DbError::TransitionConflict { .. } => HandlerError::retryable(
-                        "checkpoint refused: this attempt is no longer current",
-                    )
-                    .with_error_type("lease_lost"),
-                    other => {
-                        HandlerError::retryable(format!("saving the checkpoint failed: {other}"))
-                    }
-                })
-            }
-        }
-    }
-
-    /// The checkpoints saved through a context made with [`StepContext::new`]
-    /// (in memory, for handler tests); empty when the runtime stores them.
-    pub fn saved_checkpoints(&self) -> Vec<Checkpoint> {
-        match &self.checkpoints {
-            CheckpointStore::Memory(saved) => {
-                saved.lock().unwrap_or_else(PoisonError::into_inner).clone()
-            }
-            CheckpointStore::Database(_) => Vec::new(),
-        }
-    }
-
-    /// A batch worker's slice of the dataset.
-    ///
-    /// # Errors
-    /// A permanent [`HandlerError`] when the step is not a batch worker.
-    pub fn batch_cursor(&self) -> Result<CursorConfig, HandlerError> {
-        tasker_types::expansion::batch_cursor(self.inputs.as_ref()).ok_or_else(|| {
-            HandlerError::permanent(format!(
-                "step `{}` has no batch cursor: only batch workers do",
-                self.step_name
-            ))
-        })
-    }
-
-    /// Cancelled when the task is cancelled or this attempt loses its lease:
-    /// long-running handlers should stop early.
-    pub fn cancellation(&self) -> &CancellationToken {
-        &self.cancellation
-    }
-
-    /// Replaces the cancellation token (the runtime links it to the attempt).
-    pub fn with_cancellation(mut self, token: CancellationToken) -> Self {
-        self.cancellation = token;
-        self
-    }
-
-    /// The result of ancestor `name`.
-    pub fn dependency(&self, name: &str) -> Option<&Value> {
-        self.dependency_results.get(name)
-    }
-
-    /// The results of the direct parents, in `direct_parents` order.
-    pub fn parent_results(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.direct_parents
-            .iter()
-            .filter_map(|p| self.dependency_results.get(p).map(|v| (p.as_str(), v)))
-    }
-
-    /// `handler.initialization` decoded as `T`.
-    ///
-    /// # Errors
-    /// A permanent [`HandlerError`] naming the problem when it does not fit.
-    pub fn initialization_as<T: DeserializeOwned>(&self) -> Result<T, HandlerError> {
-        serde_json::from_value(self.initialization.clone())
-            .map_err(|e| HandlerError::permanent(format!("invalid handler initialization: {e}")))
-    }
-
-    /// The task context decoded as `T`.
-    ///
-    /// # Errors
-    /// A permanent [`HandlerError`] naming the problem when it does not fit.
-    pub fn context_as<T: DeserializeOwned>(&self) -> Result<T, HandlerError> {
-        serde_json::from_value(self.context.clone())
-            .map_err(|e| HandlerError::permanent(format!("invalid task context: {e}")))
-    }
-}
 
 /// A successful attempt: the result dependents receive, and for decision and
 /// batchable steps what orchestration should create.
@@ -425,6 +210,35 @@ impl HandlerError {
     }
 }
 
+impl From<StepFailure> for HandlerError {
+    /// The envelope's failure as a handler error, losing nothing (what a
+    /// foreign-language handler reported, back in Rust's terms).
+    fn from(failure: StepFailure) -> Self {
+        let mut error = Self::new(failure.message, failure.retryable);
+        if failure.error_type != error_types::HANDLER_ERROR {
+            error = error.with_error_type(failure.error_type);
+        }
+        if let Some(code) = failure.code {
+            error = error.with_code(code);
+        }
+        if !failure.details.is_null() {
+            error = error.with_details(failure.details);
+        }
+        if let Some(ms) = failure.retry_after_ms {
+            error = error.retry_after(Duration::from_millis(ms));
+        }
+        error
+    }
+}
+
+/// The envelope's success or failure as a handler's answer.
+pub fn from_outcome(outcome: StepOutcome) -> HandlerResult {
+    match outcome {
+        StepOutcome::Success { result, control } => Ok(Success { result, control }),
+        StepOutcome::Failure { error } => Err(error.into()),
+    }
+}
+
 /// Converts a handler's answer to the language-neutral envelope.
 pub fn to_outcome(result: HandlerResult) -> StepOutcome {
     match result {
@@ -444,5 +258,31 @@ pub fn to_outcome(result: HandlerResult) -> StepOutcome {
                 message: error.message,
             },
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn an_envelope_survives_the_trip_through_a_handler_result() {
+        let failure = StepOutcome::Failure {
+            error: StepFailure {
+                error_type: "exception".into(),
+                message: "ValueError: bad row".into(),
+                retryable: true,
+                code: Some("bad_row".into()),
+                details: json!({"traceback": "..."}),
+                retry_after_ms: Some(250),
+            },
+        };
+        assert_eq!(to_outcome(from_outcome(failure.clone())), failure);
+        let plain = StepOutcome::permanent(error_types::HANDLER_ERROR, "no");
+        assert_eq!(to_outcome(from_outcome(plain.clone())), plain);
+        let decision = to_outcome(Ok(Success::create_steps(json!({}), ["a"])));
+        assert_eq!(to_outcome(from_outcome(decision.clone())), decision);
     }
 }

@@ -24,14 +24,23 @@
 //! and another worker re-claims the step as a new attempt; the dead
 //! attempt's late result is rejected. Handlers should be idempotent.
 
+//!
+//! Handlers in other languages run on the same runtime through the
+//! [`dispatch`] surface: the Python, Ruby and TypeScript workers are thin
+//! bindings over [`dispatch::EmbeddedWorker`].
+
+mod attempt;
 mod builtins;
+mod context;
+pub mod dispatch;
 mod error;
 mod handler;
 mod registry;
 mod runtime;
 
+pub use context::{StepContext, StepContextData};
 pub use error::WorkerError;
-pub use handler::{HandlerError, HandlerResult, StepContext, StepHandler, Success, to_outcome};
+pub use handler::{HandlerError, HandlerResult, StepHandler, Success, from_outcome, to_outcome};
 pub use registry::HandlerRegistry;
 pub use runtime::Worker;
 pub use runtime::templates::{register_template_files, register_template_sources};

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::handler::{HandlerResult, StepContext, StepHandler};
+use crate::context::StepContext;
+use crate::handler::{HandlerResult, StepHandler};
 
 /// The handlers a worker can run, keyed by `callable`.
 #[derive(Clone, Default)]

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::handler::{HandlerError, HandlerResult, StepContext, StepHandler, Success};
+use crate::context::StepContext;
+use crate::handler::{HandlerError, HandlerResult, StepHandler, Success};
 
 /// `tasker::noop` → `{}`.
 pub(crate) struct Noop;

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::handler::{HandlerError, HandlerResult, StepContext, StepHandler, Success};
+use crate::context::StepContext;
+use crate::handler::{HandlerError, HandlerResult, StepHandler, Success};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]

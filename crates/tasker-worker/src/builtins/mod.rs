@@ -19,24 +19,21 @@ pub(crate) fn register(registry: &mut HandlerRegistry) {
 #[cfg(test)]
 pub(crate) mod test_support {
     use serde_json::Value;
-    use tasker_types::ids::{CorrelationId, StepUuid, TaskUuid};
 
-    use crate::handler::StepContext;
+    use crate::context::{StepContext, StepContextData};
 
     pub(crate) fn ctx(context: Value, initialization: Value, attempt: u32) -> StepContext {
-        StepContext::new(
-            TaskUuid::new(),
-            StepUuid::new(),
-            "tests".into(),
-            "t".into(),
-            "1.0.0".into(),
+        StepContext::new(StepContextData {
+            namespace: "tests".into(),
+            task_name: "t".into(),
+            task_version: "1.0.0".into(),
             context,
-            "step".into(),
-            "step".into(),
+            step_name: "step".into(),
+            template_step: "step".into(),
             attempt,
-            5,
+            max_attempts: 5,
             initialization,
-            CorrelationId::new(),
-        )
+            ..StepContextData::default()
+        })
     }
 }

@@ -11,12 +11,15 @@ use tasker_types::ids::{CorrelationId, StepUuid, TaskUuid};
 use tasker_types::messages::QueueName;
 use tasker_types::outcome::{StepOutcome, error_types};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::claimer::Claimed;
 use super::shared::{InFlightEntry, WorkerShared};
-use crate::handler::{StepContext, StepHandler, to_outcome};
+use crate::attempt::AttemptControl;
+use crate::context::{StepContext, StepContextData};
+use crate::handler::{HandlerResult, StepHandler, to_outcome};
 
 /// A finished attempt on its way to the completer.
 #[derive(Debug)]
@@ -32,7 +35,10 @@ pub(crate) struct Completion {
     pub(crate) finished_at: DateTime<Utc>,
 }
 
-/// Runs one claimed step; the permit returns when its outcome is handed on.
+/// Runs one claimed step. The permit returns when its outcome is handed on
+/// and its handler has really stopped: a handler that overran its timeout
+/// on a thread the runtime cannot stop (a foreign-language one) keeps its
+/// slot until it returns, so the worker never claims more than it can run.
 pub(crate) async fn execute(
     shared: Arc<WorkerShared>,
     claimed: Claimed,
@@ -56,27 +62,39 @@ pub(crate) async fn execute(
                 token: token.clone(),
             },
         );
+        let control = Arc::new(AttemptControl::default());
         let started_at = Utc::now();
-        let Some(outcome) = attempt(&shared, &claimed.context, claimed.attempt, token).await else {
-            // Abandoned at hard shutdown: keep the lease untouched so it
-            // expires and another worker re-claims the step.
-            shared.in_flight.remove(step, claimed.attempt);
-            return;
-        };
-        let completion = Completion {
-            step,
-            task: claimed.context.task_uuid,
-            correlation_id: claimed.context.correlation_id,
-            attempt: claimed.attempt,
-            queue: claimed.queue,
-            msg_id: claimed.msg_id,
-            outcome,
-            started_at,
-            finished_at: Utc::now(),
-        };
-        if completions.send(completion).await.is_err() {
-            shared.in_flight.remove(step, claimed.attempt);
+        let (outcome, straggler) = attempt(
+            &shared,
+            &claimed.context,
+            claimed.attempt,
+            token,
+            control.clone(),
+        )
+        .await;
+        match outcome {
+            Some(outcome) => {
+                let completion = Completion {
+                    step,
+                    task: claimed.context.task_uuid,
+                    correlation_id: claimed.context.correlation_id,
+                    attempt: claimed.attempt,
+                    queue: claimed.queue,
+                    msg_id: claimed.msg_id,
+                    outcome,
+                    started_at,
+                    finished_at: Utc::now(),
+                };
+                if completions.send(completion).await.is_err() {
+                    shared.in_flight.remove(step, claimed.attempt);
+                }
+            }
+            // Abandoned (hard shutdown, or given back by a foreign runtime):
+            // keep the lease untouched so it expires and another worker
+            // re-claims the step.
+            None => shared.in_flight.remove(step, claimed.attempt),
         }
+        wait_until_stopped(&shared, straggler, &control).await;
     }
     .instrument(span)
     .await;
@@ -84,61 +102,94 @@ pub(crate) async fn execute(
     shared.capacity_freed.notify_one();
 }
 
-/// Runs the handler; `None` when the worker is shutting down hard.
+/// Waits, bounded by hard stop, for an ended attempt's handler to be gone:
+/// the aborted task to unwind, then any foreign handler still running.
+async fn wait_until_stopped(
+    shared: &WorkerShared,
+    straggler: Option<JoinHandle<HandlerResult>>,
+    control: &AttemptControl,
+) {
+    let gone = async {
+        if let Some(task) = straggler {
+            let _ = task.await;
+        }
+        if let Some(done) = control.take_linger() {
+            tracing::debug!("attempt over; waiting for its foreign handler to return");
+            let _ = done.await;
+        }
+    };
+    tokio::select! {
+        () = gone => {}
+        () = shared.hard_stop.cancelled() => {}
+    }
+}
+
+/// Runs the handler. The outcome is `None` when the attempt was abandoned;
+/// the handle is the handler's task when it was told to stop (timeout,
+/// cancellation, abandonment) and may not have unwound yet.
 async fn attempt(
     shared: &WorkerShared,
     loaded: &ExecutionContext,
     attempt: u32,
     token: CancellationToken,
-) -> Option<StepOutcome> {
+    control: Arc<AttemptControl>,
+) -> (Option<StepOutcome>, Option<JoinHandle<HandlerResult>>) {
     let step = &loaded.step;
     let Some(handler) = shared.registry.get(&step.callable) else {
-        return Some(StepOutcome::permanent(
+        let outcome = StepOutcome::permanent(
             error_types::HANDLER_NOT_FOUND,
             format!(
                 "worker {} has no handler for `{}`",
                 shared.worker_id, step.callable
             ),
-        ));
+        );
+        return (Some(outcome), None);
     };
     let timeout = step
         .timeout_seconds
         .map_or(shared.config.execution.default_timeout, |s| {
             Duration::from_secs(u64::from(s))
         });
-    let mut ctx = build_context(loaded, attempt)
-        .with_cancellation(token.clone())
-        .with_checkpoint_store(shared.pool.clone());
+    let mut data = context_data(loaded, attempt);
     if step.step_type == tasker_types::template::StepType::Batchable {
-        ctx.batch_config = shared
+        data.batch_config = shared
             .step_template(loaded.named_task_uuid, &step.template_step)
             .await
             .ok()
             .flatten()
             .and_then(|t| t.batch_config.clone());
     }
-    let outcome = guarded(handler, ctx, timeout, &token, &shared.hard_stop).await?;
-    Some(check_result(shared, loaded, outcome).await)
+    let ctx = StepContext::new(data)
+        .with_cancellation(token.clone())
+        .with_checkpoint_store(shared.pool.clone())
+        .with_control(control.clone());
+    let (outcome, straggler) =
+        guarded(handler, ctx, timeout, &token, &control, &shared.hard_stop).await;
+    match outcome {
+        Some(outcome) => (Some(check_result(shared, loaded, outcome).await), straggler),
+        None => (None, straggler),
+    }
 }
 
-fn build_context(loaded: &ExecutionContext, attempt: u32) -> StepContext {
+fn context_data(loaded: &ExecutionContext, attempt: u32) -> StepContextData {
     let step = &loaded.step;
-    let mut ctx = StepContext::new(
-        loaded.task_uuid,
-        step.workflow_step_uuid,
-        loaded.namespace.clone(),
-        loaded.task_name.clone(),
-        loaded.task_version.clone(),
-        loaded.context.clone(),
-        step.name.clone(),
-        step.template_step.clone(),
+    let mut data = StepContextData {
+        task_uuid: loaded.task_uuid,
+        step_uuid: step.workflow_step_uuid,
+        namespace: loaded.namespace.clone(),
+        task_name: loaded.task_name.clone(),
+        task_version: loaded.task_version.clone(),
+        context: loaded.context.clone(),
+        step_name: step.name.clone(),
+        template_step: step.template_step.clone(),
         attempt,
-        step.retry.max_attempts,
-        step.initialization.clone(),
-        loaded.correlation_id,
-    );
-    ctx.inputs = step.inputs.clone();
-    ctx.checkpoint = step.checkpoint.as_ref().and_then(|c| {
+        max_attempts: step.retry.max_attempts,
+        initialization: step.initialization.clone(),
+        correlation_id: loaded.correlation_id,
+        ..StepContextData::default()
+    };
+    data.set_inputs(step.inputs.clone());
+    data.checkpoint = step.checkpoint.as_ref().and_then(|c| {
         serde_json::from_value(c.clone())
             .inspect_err(
                 |e| tracing::warn!(error = %e, "ignoring a checkpoint that does not parse"),
@@ -146,62 +197,77 @@ fn build_context(loaded: &ExecutionContext, attempt: u32) -> StepContext {
             .ok()
     });
     for (name, error) in &loaded.failed_parents {
-        ctx.failed_parents.insert(name.clone(), error.clone());
+        data.failed_parents.insert(name.clone(), error.clone());
     }
     for dependency in &loaded.dependencies {
         if dependency.direct {
-            ctx.direct_parents.push(dependency.name.clone());
+            data.direct_parents.push(dependency.name.clone());
         }
-        ctx.dependency_results.insert(
+        data.dependency_results.insert(
             dependency.name.clone(),
             dependency.results.clone().unwrap_or(Value::Null),
         );
     }
-    ctx
+    data
 }
 
 /// Runs `handler` in a task of its own, so a panic or an overrun can be
 /// contained: a panic becomes a permanent failure, an overrun a retryable
 /// `timeout`, cancellation a `cancelled` failure (rejected later by the
-/// fence, since the step or its lease moved on). `None` at hard stop.
+/// fence, since the step or its lease moved on). An attempt that ends early
+/// flips the handler's cancel flag before its task is aborted, so a handler
+/// the runtime cannot stop is told. The outcome is `None` at hard stop or
+/// when the attempt is abandoned.
 async fn guarded(
     handler: Arc<dyn StepHandler>,
     ctx: StepContext,
     timeout: Duration,
     token: &CancellationToken,
+    control: &AttemptControl,
     hard_stop: &CancellationToken,
-) -> Option<StepOutcome> {
+) -> (Option<StepOutcome>, Option<JoinHandle<HandlerResult>>) {
     let mut running = tokio::spawn(async move { handler.call(ctx).await });
-    let outcome = tokio::select! {
-        joined = &mut running => match joined {
-            Ok(result) => to_outcome(result),
-            Err(err) if err.is_panic() => {
-                let panic = err.into_panic();
-                let text = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "(no message)".to_owned());
-                tracing::error!(panic = %text, "handler panicked");
-                StepOutcome::permanent(error_types::PANIC, format!("handler panicked: {text}"))
-            }
-            Err(_) => StepOutcome::retryable("cancelled", "handler task was cancelled"),
-        },
+    let ended = |running: JoinHandle<HandlerResult>| {
+        token.cancel();
+        running.abort();
+        Some(running)
+    };
+    tokio::select! {
+        joined = &mut running => {
+            let outcome = match joined {
+                Ok(result) => to_outcome(result),
+                Err(err) if err.is_panic() => {
+                    let panic = err.into_panic();
+                    let text = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "(no message)".to_owned());
+                    tracing::error!(panic = %text, "handler panicked");
+                    StepOutcome::permanent(error_types::PANIC, format!("handler panicked: {text}"))
+                }
+                Err(_) => StepOutcome::retryable("cancelled", "handler task was cancelled"),
+            };
+            (Some(outcome), None)
+        }
         () = tokio::time::sleep(timeout) => {
-            running.abort();
             tracing::warn!(timeout_ms = timeout.as_millis() as u64, "handler timed out");
-            StepOutcome::retryable(error_types::TIMEOUT, format!("handler exceeded its timeout of {} ms", timeout.as_millis()))
+            let outcome = StepOutcome::retryable(
+                error_types::TIMEOUT,
+                format!("handler exceeded its timeout of {} ms", timeout.as_millis()),
+            );
+            (Some(outcome), ended(running))
         }
         () = token.cancelled() => {
-            running.abort();
-            StepOutcome::retryable("cancelled", "the task was cancelled or this attempt lost its lease")
+            let outcome = StepOutcome::retryable(
+                "cancelled",
+                "the task was cancelled or this attempt lost its lease",
+            );
+            (Some(outcome), ended(running))
         }
-        () = hard_stop.cancelled() => {
-            running.abort();
-            return None;
-        }
-    };
-    Some(outcome)
+        () = control.abandoned() => (None, ended(running)),
+        () = hard_stop.cancelled() => (None, ended(running)),
+    }
 }
 
 /// Holds a success to the step's `result_schema`, when it has one.

@@ -101,6 +101,14 @@ impl Worker {
     /// [`WorkerError`] when the configured templates cannot be registered.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), WorkerError> {
         self.register_templates().await?;
+        self.serve(shutdown).await;
+        Ok(())
+    }
+
+    /// Serves queues until `shutdown`, like [`Worker::run`] but without
+    /// registering templates first (for hosts that registered them already,
+    /// so a bad template is reported before the worker starts).
+    pub async fn serve(&self, shutdown: CancellationToken) {
         let shared = self.shared.clone();
         let config = &shared.config.worker;
         tracing::info!(worker_id = %shared.worker_id, concurrency = config.concurrency.get(),
@@ -150,6 +158,5 @@ impl Worker {
         let _ = leases.await;
         let _ = control.await;
         tracing::info!(worker_id = %shared.worker_id, "worker stopped");
-        Ok(())
     }
 }

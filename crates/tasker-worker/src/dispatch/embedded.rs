@@ -1,0 +1,362 @@
+//! A worker that a foreign runtime owns: its own tokio runtime, the
+//! [`Worker`] serving the foreign callables (and any Rust handlers beside
+//! them), and the calls a binding makes, in a blocking form (for threads of
+//! Python and Ruby, with their interpreter lock released) and an async form
+//! (for Node's promises).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use tasker_config::TaskerConfig;
+use tasker_types::outcome::{Checkpoint, StepOutcome};
+use tokio::runtime::Runtime;
+use tokio_util::sync::CancellationToken;
+
+use super::error::DispatchError;
+use super::foreign::ForeignHandler;
+use super::hub::{Dispatch, DispatchCounts, DispatchHub, DispatchId, SlotCounts};
+use crate::error::WorkerError;
+use crate::registry::HandlerRegistry;
+use crate::runtime::Worker;
+
+/// What to start.
+#[derive(Debug)]
+pub struct EmbeddedWorkerOptions {
+    /// The loaded configuration (the host's TOML and environment).
+    pub config: TaskerConfig,
+    /// Callables the foreign runtime has handlers for.
+    pub callables: Vec<String>,
+    /// Rust handlers served beside them (e.g. the built-in `tasker::*`);
+    /// a foreign callable of the same name replaces the Rust one.
+    pub rust_handlers: HandlerRegistry,
+}
+
+/// Where the worker is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    /// Claiming and dispatching steps.
+    Running,
+    /// Asked to stop: no new claims; dispatched steps may still finish.
+    Stopping,
+    /// Stopped: nothing more will be dispatched.
+    Stopped,
+}
+
+impl WorkerState {
+    const fn from_u8(value: u8) -> Self {
+        match value {
+            0 => WorkerState::Running,
+            1 => WorkerState::Stopping,
+            _ => WorkerState::Stopped,
+        }
+    }
+}
+
+/// A snapshot for `status()` calls, logs and tests.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkerStatus {
+    /// Running, stopping or stopped.
+    pub state: WorkerState,
+    /// The worker's id, as recorded in claims and transitions.
+    pub worker_id: String,
+    /// The process that started the worker.
+    pub pid: u32,
+    /// The foreign callables served.
+    pub callables: Vec<String>,
+    /// Dispatches by state, right now.
+    pub slots: SlotCounts,
+    /// What went through the worker so far.
+    pub totals: DispatchCounts,
+}
+
+/// See the module documentation. Dropping it stops the worker abruptly
+/// (running steps are re-claimed after their lease); call
+/// [`EmbeddedWorker::stop`] and wait for [`EmbeddedWorker::stopped`] to
+/// drain first.
+pub struct EmbeddedWorker {
+    pid: u32,
+    /// Always `Some` until dropped: shut down in the process that started
+    /// it, leaked in a forked child, where dropping a runtime can hang.
+    runtime: Option<Runtime>,
+    hub: Arc<DispatchHub>,
+    worker: Worker,
+    callables: Vec<String>,
+    shutdown: CancellationToken,
+    state: Arc<AtomicU8>,
+    finished: CancellationToken,
+}
+
+impl std::fmt::Debug for EmbeddedWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedWorker")
+            .field("worker_id", &self.worker.worker_id())
+            .field("pid", &self.pid)
+            .finish()
+    }
+}
+
+impl EmbeddedWorker {
+    /// Connects, registers the configured templates and starts serving:
+    /// the worker listens on every namespace whose callables it has (or the
+    /// configured ones). Blocks until it runs; call it without holding an
+    /// interpreter lock.
+    ///
+    /// # Errors
+    /// [`DispatchError`] when the runtime cannot start, PostgreSQL is
+    /// unreachable or a template is invalid.
+    pub fn start(options: EmbeddedWorkerOptions) -> Result<Self, DispatchError> {
+        let EmbeddedWorkerOptions {
+            config,
+            callables,
+            rust_handlers,
+        } = options;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("tasker-worker")
+            .build()
+            .map_err(DispatchError::Runtime)?;
+        let hub = Arc::new(DispatchHub::new(
+            config.worker.concurrency.get().saturating_mul(2),
+        ));
+        let mut registry = rust_handlers;
+        for callable in &callables {
+            if registry.contains(callable) {
+                tracing::info!(%callable, "a foreign handler replaces the Rust one");
+            }
+            registry.register(
+                callable.clone(),
+                ForeignHandler {
+                    hub: hub.clone(),
+                    callable: callable.clone(),
+                },
+            );
+        }
+        let worker = match runtime.block_on(async {
+            let worker = Worker::connect(config, registry).await?;
+            worker.register_templates().await?;
+            Ok::<_, WorkerError>(worker)
+        }) {
+            Ok(worker) => worker,
+            Err(err) => {
+                runtime.shutdown_background();
+                return Err(err.into());
+            }
+        };
+
+        let shutdown = CancellationToken::new();
+        let state = Arc::new(AtomicU8::new(WorkerState::Running as u8));
+        let finished = CancellationToken::new();
+        runtime.spawn({
+            let worker = worker.clone();
+            let shutdown = shutdown.clone();
+            let hub = hub.clone();
+            let state = state.clone();
+            let finished = finished.clone();
+            async move {
+                worker.serve(shutdown).await;
+                state.store(WorkerState::Stopped as u8, Ordering::SeqCst);
+                hub.close();
+                finished.cancel();
+            }
+        });
+        Ok(Self {
+            pid: std::process::id(),
+            runtime: Some(runtime),
+            hub,
+            worker,
+            callables,
+            shutdown,
+            state,
+            finished,
+        })
+    }
+
+    /// Runs `future` to completion on this worker's runtime, blocking the
+    /// calling thread (which must not be one of the runtime's own).
+    fn block_on<F: Future>(&self, future: F) -> Result<F::Output, DispatchError> {
+        self.same_process()?;
+        let runtime = self.runtime.as_ref().ok_or(DispatchError::Stopped)?;
+        Ok(runtime.block_on(future))
+    }
+
+    fn same_process(&self) -> Result<(), DispatchError> {
+        let current = std::process::id();
+        if current == self.pid {
+            Ok(())
+        } else {
+            Err(DispatchError::Forked {
+                started: self.pid,
+                current,
+            })
+        }
+    }
+
+    /// This worker's id, as recorded in claims and transition rows.
+    pub fn worker_id(&self) -> &str {
+        self.worker.worker_id()
+    }
+
+    /// Up to `max` dispatches: those waiting now, or else the first to
+    /// arrive within `wait`; empty when `wait` passes with nothing.
+    ///
+    /// # Errors
+    /// [`DispatchError::Stopped`] once the worker has stopped and every
+    /// dispatch was handed out; [`DispatchError::Forked`] in a forked child.
+    pub async fn poll(&self, max: usize, wait: Duration) -> Result<Vec<Dispatch>, DispatchError> {
+        self.same_process()?;
+        self.hub.poll(max, wait).await
+    }
+
+    /// [`EmbeddedWorker::poll`], blocking the calling thread (never a
+    /// thread of this worker's runtime). Release the interpreter lock first.
+    ///
+    /// # Errors
+    /// As [`EmbeddedWorker::poll`].
+    pub fn poll_blocking(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Dispatch>, DispatchError> {
+        self.block_on(self.hub.poll(max, wait))?
+    }
+
+    /// Hands back the outcome of dispatch `id`; the runtime validates it
+    /// (`result_schema`) and writes it, batched and fenced by the attempt.
+    ///
+    /// # Errors
+    /// [`DispatchError::Expired`] when the attempt ended first (its outcome
+    /// — timeout, cancellation — is already recorded: the caller should
+    /// log and move on); [`DispatchError::Unknown`] for an id never handed
+    /// out or completed already.
+    pub fn complete(&self, id: DispatchId, outcome: StepOutcome) -> Result<(), DispatchError> {
+        self.same_process()?;
+        self.hub.complete(id, outcome)
+    }
+
+    /// Gives dispatch `id` back without an outcome: the step's lease
+    /// expires and another worker re-claims it (for a foreign runtime that is
+    /// going away mid-handler).
+    ///
+    /// # Errors
+    /// [`DispatchError::Unknown`] for an id not outstanding.
+    pub fn abandon(&self, id: DispatchId) -> Result<(), DispatchError> {
+        self.same_process()?;
+        self.hub.abandon(id)
+    }
+
+    /// Whether the handler of `id` should stop: the task was cancelled, the
+    /// lease lost, or the attempt overran its timeout. Cheap: poll it often.
+    ///
+    /// # Errors
+    /// [`DispatchError::Forked`] in a forked child.
+    pub fn is_cancelled(&self, id: DispatchId) -> Result<bool, DispatchError> {
+        self.same_process()?;
+        Ok(self.hub.is_cancelled(id))
+    }
+
+    /// Saves a batch worker's progress for dispatch `id`, fenced by its
+    /// attempt: a retried attempt resumes from it (SPEC §4.7).
+    ///
+    /// # Errors
+    /// [`DispatchError::Checkpoint`] when the attempt is no longer current
+    /// or the database failed; [`DispatchError::Expired`] after its attempt
+    /// ended.
+    pub async fn save_checkpoint(
+        &self,
+        id: DispatchId,
+        checkpoint: Checkpoint,
+    ) -> Result<(), DispatchError> {
+        self.same_process()?;
+        self.hub.save_checkpoint(id, checkpoint).await
+    }
+
+    /// [`EmbeddedWorker::save_checkpoint`], blocking the calling thread.
+    ///
+    /// # Errors
+    /// As [`EmbeddedWorker::save_checkpoint`].
+    pub fn save_checkpoint_blocking(
+        &self,
+        id: DispatchId,
+        checkpoint: Checkpoint,
+    ) -> Result<(), DispatchError> {
+        self.block_on(self.hub.save_checkpoint(id, checkpoint))?
+    }
+
+    /// Asks the worker to stop: it claims nothing more, lets dispatched
+    /// steps finish for `worker.shutdown_timeout_ms`, then abandons the
+    /// rest. Keep polling and completing until [`DispatchError::Stopped`].
+    /// Returns at once.
+    ///
+    /// # Errors
+    /// [`DispatchError::Forked`] in a forked child.
+    pub fn stop(&self) -> Result<(), DispatchError> {
+        self.same_process()?;
+        let _ = self.state.compare_exchange(
+            WorkerState::Running as u8,
+            WorkerState::Stopping as u8,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        self.shutdown.cancel();
+        Ok(())
+    }
+
+    /// Resolves once the worker has stopped.
+    ///
+    /// # Errors
+    /// [`DispatchError::Forked`] in a forked child.
+    pub async fn stopped(&self) -> Result<(), DispatchError> {
+        self.same_process()?;
+        self.finished.cancelled().await;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the worker to stop; whether it has.
+    ///
+    /// # Errors
+    /// [`DispatchError::Forked`] in a forked child.
+    pub fn wait_stopped_blocking(&self, timeout: Duration) -> Result<bool, DispatchError> {
+        self.block_on(async {
+            tokio::time::timeout(timeout, self.finished.cancelled())
+                .await
+                .is_ok()
+        })
+    }
+
+    /// Where the worker is and what went through it.
+    pub fn status(&self) -> WorkerStatus {
+        WorkerStatus {
+            state: WorkerState::from_u8(self.state.load(Ordering::SeqCst)),
+            worker_id: self.worker.worker_id().to_owned(),
+            pid: self.pid,
+            callables: self.callables.clone(),
+            slots: self.hub.slot_counts(),
+            totals: self.hub.counts(),
+        }
+    }
+
+    /// Whether the worker has stopped (nothing more will be dispatched).
+    pub fn is_stopped(&self) -> bool {
+        self.hub.is_stopped()
+    }
+}
+
+impl Drop for EmbeddedWorker {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let Some(runtime) = self.runtime.take() else {
+            return;
+        };
+        if std::process::id() == self.pid {
+            runtime.shutdown_background();
+        } else {
+            // A forked child: the runtime's threads do not exist here and
+            // dropping it can hang (tokio#4301). Leak it.
+            std::mem::forget(runtime);
+        }
+    }
+}
