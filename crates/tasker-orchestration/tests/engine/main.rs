@@ -7,6 +7,7 @@
 mod batches;
 mod cancel;
 mod decisions;
+mod foreign;
 mod recovery;
 mod repair;
 mod retries;
