@@ -142,7 +142,9 @@ impl ConfigLoader {
 
     /// Sets the key at dotted path `key` (e.g. `worker.concurrency`) to
     /// `value`, above every layer — for hosts that take settings as
-    /// arguments (the foreign-language workers' keyword options). The result
+    /// arguments (the foreign-language workers' keyword options). The
+    /// replaced value's placeholders are never evaluated, so setting
+    /// `database.url` works where `${DATABASE_URL}` is required. The result
     /// is validated like a file: an unknown key or a value out of range is
     /// an error naming the key.
     ///
@@ -182,10 +184,12 @@ impl ConfigLoader {
             .or_else(|| (self.vars)("TASKER_CONFIG_DIR").map(PathBuf::from));
         let sources = layers::sources(&environment, dir.as_deref())?;
         let mut table = layers::merge(&sources)?;
-        interpolate::interpolate(&mut table, &*self.vars)?;
+        // Before interpolation: an overridden key's placeholder (say a
+        // required `${DATABASE_URL}`) is never evaluated.
         for (key, value) in &self.overrides {
             layers::set_path(&mut table, key, value.clone())?;
         }
+        interpolate::interpolate(&mut table, &*self.vars)?;
         Ok(table)
     }
 

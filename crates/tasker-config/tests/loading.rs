@@ -237,6 +237,16 @@ fn overrides_set_by_a_host_win_and_are_validated_like_files() {
     assert_eq!(config.worker.concurrency.get(), 8);
     assert_eq!(config.worker.namespaces, ["payments"]);
 
+    // Production requires DATABASE_URL; an override of the key stands in.
+    let production = loader("production", &[])
+        .set(
+            "database.url",
+            toml::Value::String("postgresql://h/db".into()),
+        )
+        .load()
+        .unwrap();
+    assert_eq!(production.database.url, "postgresql://h/db");
+
     let zero = loader("test", &[])
         .set("worker.concurrency", toml::Value::Integer(0))
         .load()

@@ -28,7 +28,9 @@ pub enum StepOutcome {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepFailure {
     /// The category: `handler_error`, `timeout`, `panic`, `exception`,
-    /// `lease_expired`, `invalid_result`, `handler_not_found`, or a handler's own.
+    /// `lease_expired`, `invalid_result`, `handler_not_found`, or a handler's
+    /// own. A serialised failure that omits it is a `handler_error`.
+    #[serde(default = "default_error_type")]
     pub error_type: String,
     /// A human-readable explanation.
     pub message: String,
@@ -44,6 +46,10 @@ pub struct StepFailure {
     /// policy's backoff, still capped).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+}
+
+fn default_error_type() -> String {
+    error_types::HANDLER_ERROR.to_owned()
 }
 
 /// Error categories the runtime itself produces.
@@ -204,6 +210,16 @@ mod tests {
                 })),
             }
         );
+        let failure: StepOutcome = serde_json::from_value(json!({
+            "status": "failure",
+            "error": {"message": "card declined", "retryable": false, "code": "card_declined"}
+        }))
+        .unwrap();
+        let StepOutcome::Failure { error } = failure else {
+            panic!("a failure")
+        };
+        assert_eq!(error.error_type, "handler_error");
+        assert_eq!(error.code.as_deref(), Some("card_declined"));
         let batches: StepOutcome = serde_json::from_value(json!({
             "status": "success",
             "result": {},

@@ -67,6 +67,9 @@ pub struct WorkerStatus {
     pub pid: u32,
     /// The foreign callables served.
     pub callables: Vec<String>,
+    /// Handlers that may run at once (`worker.concurrency`): the foreign
+    /// runtime's thread pool or in-flight limit should match it.
+    pub concurrency: usize,
     /// Dispatches by state, right now.
     pub slots: SlotCounts,
     /// What went through the worker so far.
@@ -85,6 +88,7 @@ pub struct EmbeddedWorker {
     hub: Arc<DispatchHub>,
     worker: Worker,
     callables: Vec<String>,
+    concurrency: usize,
     shutdown: CancellationToken,
     state: Arc<AtomicU8>,
     finished: CancellationToken,
@@ -119,9 +123,8 @@ impl EmbeddedWorker {
             .thread_name("tasker-worker")
             .build()
             .map_err(DispatchError::Runtime)?;
-        let hub = Arc::new(DispatchHub::new(
-            config.worker.concurrency.get().saturating_mul(2),
-        ));
+        let concurrency = config.worker.concurrency.get();
+        let hub = Arc::new(DispatchHub::new(concurrency.saturating_mul(2)));
         let mut registry = rust_handlers;
         for callable in &callables {
             if registry.contains(callable) {
@@ -169,6 +172,7 @@ impl EmbeddedWorker {
             hub,
             worker,
             callables,
+            concurrency,
             shutdown,
             state,
             finished,
@@ -334,6 +338,7 @@ impl EmbeddedWorker {
             worker_id: self.worker.worker_id().to_owned(),
             pid: self.pid,
             callables: self.callables.clone(),
+            concurrency: self.concurrency,
             slots: self.hub.slot_counts(),
             totals: self.hub.counts(),
         }
