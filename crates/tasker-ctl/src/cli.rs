@@ -62,6 +62,11 @@ pub(crate) enum Command {
     Dev(DevArgs),
     /// Run the example workflows end to end on a throwaway local stack, then exit.
     Demo(DemoArgs),
+    /// Start (or find) the private PostgreSQL cluster the test suites share,
+    /// print its URL and leave it running (used by the Python worker's tests
+    /// when DATABASE_URL is unset).
+    #[command(hide = true)]
+    TestCluster,
 }
 
 #[derive(Debug, Subcommand)]

@@ -72,5 +72,6 @@ async fn run(cli: Cli) -> CtlResult {
             init_logging("warn,sqlx=error");
             commands::dev::demo(args, cli.output).await
         }
+        Command::TestCluster => commands::dev::test_cluster().await,
     }
 }

@@ -78,6 +78,13 @@ pub fn default_data_dir(name: &str) -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join(format!("tasker-{name}")))
 }
 
+/// The directory of the private cluster the test suites share when
+/// `DATABASE_URL` is unset (Rust's `TestDb`, and the Python worker's tests
+/// through `tasker-ctl test-cluster`). Left running between runs.
+pub fn test_cluster_dir() -> PathBuf {
+    std::env::temp_dir().join("tasker-test-cluster")
+}
+
 impl DevCluster {
     /// Starts (creating it first if needed) the cluster in `data_dir`, or
     /// attaches to it when it already runs. Serialized across processes by a

@@ -134,7 +134,7 @@ fn server_url() -> Result<String, DbError> {
         .get_or_init(|| match std::env::var("DATABASE_URL") {
             Ok(url) if !url.is_empty() => Ok(url),
             _ => {
-                let dir = std::env::temp_dir().join("tasker-test-cluster");
+                let dir = crate::dev_cluster::test_cluster_dir();
                 crate::dev_cluster::DevCluster::start(&dir)
                     .map(|cluster| cluster.keep_running().url("postgres"))
                     .map_err(|e| {

@@ -251,3 +251,16 @@ pub(crate) async fn demo(args: DemoArgs, output: Output) -> CtlResult {
         Err(Failure::new(FAILED, "some demo workflows did not complete"))
     }
 }
+
+/// `tasker-ctl test-cluster`: starts (or finds) the private cluster the
+/// test suites share and prints its admin URL; it keeps running.
+pub(crate) async fn test_cluster() -> CtlResult {
+    let dir = tasker_db::dev_cluster::test_cluster_dir();
+    let cluster =
+        tokio::task::spawn_blocking(move || tasker_db::dev_cluster::DevCluster::start(&dir))
+            .await
+            .map_err(|e| Failure::new(FAILED, e.to_string()))?
+            .map_err(|e| Failure::new(FAILED, e.to_string()))?;
+    println!("{}", cluster.keep_running().url("postgres"));
+    Ok(())
+}
