@@ -1,0 +1,7 @@
+"""``python -m tasker``: see :mod:`tasker.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Handlers the end-to-end tests use besides the examples."""
