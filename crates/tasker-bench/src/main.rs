@@ -4,6 +4,7 @@
 //! seconds and no thresholds, so the harness never rots. See
 //! `docs/benchmarks.md`.
 
+mod compare;
 mod measure;
 mod stack;
 mod stats;
@@ -53,6 +54,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Role {
+    /// Compare a foreign-language worker's no-op handlers with Rust's in the
+    /// same run: throughput ratio and added dispatch latency.
+    Compare {
+        /// Shell command that starts the worker to compare, serving
+        /// `bench::noop` (it gets DATABASE_URL and TASKER_ENV=production),
+        /// e.g. `python3 -m tasker worker --app workers.python.bench.noop`.
+        #[arg(long)]
+        worker: String,
+    },
     /// (internal) Run the orchestration server under test.
     #[command(hide = true)]
     Serve,
@@ -107,6 +117,7 @@ fn main() -> anyhow::Result<()> {
     match cli.role {
         Some(Role::Serve) => runtime.block_on(serve()),
         Some(Role::Work) => runtime.block_on(work()),
+        Some(Role::Compare { ref worker }) => runtime.block_on(run_compare(&cli, worker)),
         None => runtime.block_on(bench(cli)),
     }
 }
@@ -135,10 +146,34 @@ async fn serve() -> anyhow::Result<()> {
 async fn work() -> anyhow::Result<()> {
     let config = tasker_config::load()?;
     tasker_orchestration::telemetry::logging::init(&config.telemetry);
-    let worker =
-        tasker_worker::Worker::connect(config, tasker_worker::HandlerRegistry::with_builtins())
-            .await?;
+    let mut registry = tasker_worker::HandlerRegistry::with_builtins();
+    registry.register_fn(stack::COMPARE_CALLABLE, |_| async {
+        Ok(tasker_worker::Success::new(serde_json::json!({})))
+    });
+    let worker = tasker_worker::Worker::connect(config, registry).await?;
     worker.run(stop_on_sigterm().await).await?;
+    Ok(())
+}
+
+async fn run_compare(cli: &Cli, worker: &str) -> anyhow::Result<()> {
+    let (seconds, latency_tasks, in_flight) = if cli.smoke {
+        (2, 5, 20)
+    } else {
+        (cli.seconds, cli.latency_tasks, cli.in_flight)
+    };
+    let settings = compare::CompareSettings {
+        port: cli.port,
+        window: Duration::from_secs(seconds),
+        latency_tasks,
+        in_flight,
+        quiet: cli.json,
+    };
+    let comparison = compare::compare(&settings, worker, cli.smoke).await?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&comparison)?);
+    } else {
+        compare::print_table(&comparison);
+    }
     Ok(())
 }
 

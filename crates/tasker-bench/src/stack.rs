@@ -3,7 +3,7 @@
 //! worker as separate processes — this binary re-run as `serve` and `work` —
 //! so the server's memory can be measured on its own.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,19 +14,44 @@ use tasker_client::Client;
 use tasker_db::dev_cluster::{DevCluster, default_data_dir};
 use tasker_types::template::TaskTemplate;
 
-/// Templates the benchmark runs: four no-op steps in a line, and a diamond.
-const TEMPLATES: &[&str] = &[
-    "name: linear4\nnamespace_name: bench\nversion: 1.0.0\nidentity_strategy: always_unique\nsteps:\n\
-     \x20 - { name: s1, handler: { callable: \"tasker::noop\" } }\n\
-     \x20 - { name: s2, handler: { callable: \"tasker::noop\" }, dependencies: [s1] }\n\
-     \x20 - { name: s3, handler: { callable: \"tasker::noop\" }, dependencies: [s2] }\n\
-     \x20 - { name: s4, handler: { callable: \"tasker::noop\" }, dependencies: [s3] }\n",
-    "name: diamond\nnamespace_name: bench\nversion: 1.0.0\nidentity_strategy: always_unique\nsteps:\n\
-     \x20 - { name: start, handler: { callable: \"tasker::noop\" } }\n\
-     \x20 - { name: left, handler: { callable: \"tasker::noop\" }, dependencies: [start] }\n\
-     \x20 - { name: right, handler: { callable: \"tasker::noop\" }, dependencies: [start] }\n\
-     \x20 - { name: end, handler: { callable: \"tasker::noop\" }, dependencies: [left, right] }\n",
-];
+/// Templates the benchmark runs: four no-op steps in a line, and a diamond,
+/// every step running `callable`.
+fn templates(callable: &str) -> Vec<String> {
+    let step = |name: &str, deps: &str| {
+        format!("  - {{ name: {name}, handler: {{ callable: \"{callable}\" }}{deps} }}\n")
+    };
+    let header = |name: &str| {
+        format!(
+            "name: {name}\nnamespace_name: bench\nversion: 1.0.0\nidentity_strategy: always_unique\nsteps:\n"
+        )
+    };
+    vec![
+        header("linear4")
+            + &step("s1", "")
+            + &step("s2", ", dependencies: [s1]")
+            + &step("s3", ", dependencies: [s2]")
+            + &step("s4", ", dependencies: [s3]"),
+        header("diamond")
+            + &step("start", "")
+            + &step("left", ", dependencies: [start]")
+            + &step("right", ", dependencies: [start]")
+            + &step("end", ", dependencies: [left, right]"),
+    ]
+}
+
+/// The callable the no-op handlers of a comparison run are registered
+/// under, in Rust (`tasker-bench work`) and in the foreign worker alike.
+pub(crate) const COMPARE_CALLABLE: &str = "bench::noop";
+
+/// Which worker process serves the benchmark's steps.
+#[derive(Clone, Debug)]
+pub(crate) enum WorkerUnderTest {
+    /// This binary's `work` role: Rust no-op handlers.
+    Rust,
+    /// A shell command that starts a worker serving [`COMPARE_CALLABLE`]
+    /// (e.g. the Python worker), run with the same environment.
+    Command(String),
+}
 
 /// The running system.
 pub(crate) struct Bench {
@@ -57,6 +82,15 @@ fn database_url(base: &str, database: &str) -> String {
 
 impl Bench {
     pub(crate) async fn start(port: u16) -> anyhow::Result<Self> {
+        Self::start_with(port, &WorkerUnderTest::Rust, "tasker::noop").await
+    }
+
+    /// The system with `worker` serving templates whose steps run `callable`.
+    pub(crate) async fn start_with(
+        port: u16,
+        worker: &WorkerUnderTest,
+        callable: &str,
+    ) -> anyhow::Result<Self> {
         let (admin_url, cluster) = match std::env::var("DATABASE_URL") {
             Ok(url) if !url.is_empty() => (url, None),
             _ => {
@@ -95,8 +129,8 @@ impl Bench {
             .await?;
         tasker_db::migrate(&pool).await?;
         let mut conn = pool.acquire().await?;
-        for text in TEMPLATES {
-            let template = TaskTemplate::from_yaml(text, Some("bench"))?;
+        for text in templates(callable) {
+            let template = TaskTemplate::from_yaml(&text, Some("bench"))?;
             tasker_db::named_task::register(&mut conn, &template).await?;
         }
         drop(conn);
@@ -104,10 +138,10 @@ impl Bench {
         let logs = std::env::temp_dir().join(format!("tasker-bench-logs-{}", std::process::id()));
         std::fs::create_dir_all(&logs)?;
         let exe = std::env::current_exe()?;
-        let spawn = |role: &str| -> anyhow::Result<Child> {
+        let spawn = |role: &str, program: &Path, args: &[&str]| -> anyhow::Result<Child> {
             let log = std::fs::File::create(logs.join(format!("{role}.log")))?;
-            Ok(Command::new(&exe)
-                .arg(role)
+            Ok(Command::new(program)
+                .args(args)
                 .env("DATABASE_URL", &url)
                 .env("TASKER_ENV", "production")
                 .env("TASKER_WEB_BIND_ADDRESS", format!("127.0.0.1:{port}"))
@@ -118,9 +152,15 @@ impl Bench {
                 .stdin(Stdio::null())
                 .spawn()?)
         };
-        let server = spawn("serve")?;
+        let server = spawn("serve", &exe, &["serve"])?;
         let server_pid = server.id();
-        let worker = spawn("work")?;
+        let worker = match worker {
+            WorkerUnderTest::Rust => spawn("work", &exe, &["work"])?,
+            // `exec`, so the signal that stops it reaches the worker itself.
+            WorkerUnderTest::Command(command) => {
+                spawn("work", Path::new("sh"), &["-c", &format!("exec {command}")])?
+            }
+        };
         let client = Client::new(&format!("http://127.0.0.1:{port}"))?;
         let bench = Self {
             pool,
