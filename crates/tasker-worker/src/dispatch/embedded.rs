@@ -124,7 +124,7 @@ impl EmbeddedWorker {
             .build()
             .map_err(DispatchError::Runtime)?;
         let concurrency = config.worker.concurrency.get();
-        let hub = Arc::new(DispatchHub::new(concurrency.saturating_mul(2)));
+        let hub = Arc::new(DispatchHub::new(concurrency));
         let mut registry = rust_handlers;
         for callable in &callables {
             if registry.contains(callable) {

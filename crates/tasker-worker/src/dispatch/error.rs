@@ -21,6 +21,10 @@ pub enum DispatchError {
          this completion is refused and the step's recorded outcome stands"
     )]
     Expired(DispatchId),
+    /// More steps were queued for the foreign runtime than the worker's
+    /// concurrency allows (a bug: each executor queues at most one).
+    #[error("the dispatch queue is full ({0} steps): more than the worker's concurrency")]
+    QueueFull(usize),
     /// The worker has stopped: nothing more will be dispatched.
     #[error("the worker has stopped")]
     Stopped,

@@ -25,7 +25,6 @@ impl StepHandler for ForeignHandler {
         let id = self
             .hub
             .submit(&self.callable, ctx, reply)
-            .await
             .map_err(|err| HandlerError::retryable(format!("cannot dispatch the step: {err}")))?;
         // However this future ends — outcome, timeout, cancellation, hard
         // stop — the slot learns that nobody waits for it any more.

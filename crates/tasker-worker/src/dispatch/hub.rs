@@ -12,7 +12,7 @@
 //! (gone: never ran)  ended ──complete / abandon──▶ (gone: refused; the slot is freed)
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tasker_types::outcome::{Checkpoint, StepOutcome};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::error::DispatchError;
@@ -72,6 +72,7 @@ enum SlotState {
 
 struct Slot {
     ctx: Arc<StepContext>,
+    callable: Arc<str>,
     state: SlotState,
 }
 
@@ -99,12 +100,24 @@ pub struct SlotCounts {
     pub ended: usize,
 }
 
+/// Slots by id, and the ids waiting to be polled, oldest first (one lock:
+/// a dispatch's slot and its place in the queue change together).
+#[derive(Default)]
+struct HubState {
+    slots: HashMap<DispatchId, Slot>,
+    queue: VecDeque<DispatchId>,
+}
+
 /// See the module documentation.
 pub(crate) struct DispatchHub {
     next_id: AtomicU64,
-    slots: Mutex<HashMap<DispatchId, Slot>>,
-    ready: mpsc::Sender<Dispatch>,
-    waiting: tokio::sync::Mutex<mpsc::Receiver<Dispatch>>,
+    state: Mutex<HubState>,
+    /// Most dispatches queued at once: each running executor queues at most
+    /// one, and one whose attempt ends while queued leaves the queue.
+    capacity: usize,
+    /// Wakes one waiting poller per dispatch queued (pollers wait on it
+    /// together, so no poller hands a lock to the next).
+    available: Notify,
     /// Cancelled when the worker has stopped: no dispatch will follow.
     stopped: CancellationToken,
     dispatched: AtomicU64,
@@ -114,16 +127,14 @@ pub(crate) struct DispatchHub {
 }
 
 impl DispatchHub {
-    /// A hub whose queue holds `capacity` dispatches. Each running executor
-    /// queues at most one, so twice the worker's concurrency leaves room for
-    /// the stale entries of attempts that ended before anyone polled them.
+    /// A hub queueing at most `capacity` dispatches (the worker's
+    /// concurrency: one per running executor).
     pub(crate) fn new(capacity: usize) -> Self {
-        let (ready, waiting) = mpsc::channel(capacity.max(1));
         Self {
             next_id: AtomicU64::new(1),
-            slots: Mutex::new(HashMap::new()),
-            ready,
-            waiting: tokio::sync::Mutex::new(waiting),
+            state: Mutex::new(HubState::default()),
+            capacity: capacity.max(1),
+            available: Notify::new(),
             stopped: CancellationToken::new(),
             dispatched: AtomicU64::new(0),
             completed: AtomicU64::new(0),
@@ -132,36 +143,40 @@ impl DispatchHub {
         }
     }
 
-    fn slots(&self) -> MutexGuard<'_, HashMap<DispatchId, Slot>> {
-        // Plain map updates: a panic elsewhere cannot leave it half-written.
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    fn state(&self) -> MutexGuard<'_, HubState> {
+        // Plain map and queue updates: a panic elsewhere cannot leave them
+        // half-written.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Opens a slot for `ctx` and queues it for polling; `reply` receives
     /// the accepted outcome.
-    pub(crate) async fn submit(
+    pub(crate) fn submit(
         &self,
         callable: &str,
         ctx: Arc<StepContext>,
         reply: Reply,
     ) -> Result<DispatchId, DispatchError> {
-        let id = DispatchId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        self.slots().insert(
-            id,
-            Slot {
-                ctx: ctx.clone(),
-                state: SlotState::Queued(reply),
-            },
-        );
-        let dispatch = Dispatch {
-            id,
-            callable: callable.to_owned(),
-            ctx,
-        };
-        if self.ready.send(dispatch).await.is_err() {
-            self.slots().remove(&id);
+        if self.stopped.is_cancelled() {
             return Err(DispatchError::Stopped);
         }
+        let id = DispatchId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        {
+            let mut state = self.state();
+            if state.queue.len() >= self.capacity {
+                return Err(DispatchError::QueueFull(self.capacity));
+            }
+            state.slots.insert(
+                id,
+                Slot {
+                    ctx,
+                    callable: callable.into(),
+                    state: SlotState::Queued(reply),
+                },
+            );
+            state.queue.push_back(id);
+        }
+        self.available.notify_one();
         Ok(id)
     }
 
@@ -177,52 +192,55 @@ impl DispatchHub {
             return Ok(Vec::new());
         }
         let deadline = tokio::time::Instant::now() + wait;
-        let mut waiting = self.waiting.lock().await;
-        let mut taken = Vec::new();
         loop {
-            while taken.len() < max {
-                match waiting.try_recv() {
-                    Ok(dispatch) => self.start(dispatch, &mut taken),
-                    Err(_) => break,
-                }
-            }
+            let taken = self.take(max);
             if !taken.is_empty() {
                 return Ok(taken);
             }
             if self.stopped.is_cancelled() {
                 return Err(DispatchError::Stopped);
             }
+            // A dispatch queued since `take` looked left a permit behind,
+            // so this returns at once: none is missed.
             tokio::select! {
-                next = waiting.recv() => match next {
-                    Some(dispatch) => self.start(dispatch, &mut taken),
-                    None => return Err(DispatchError::Stopped),
-                },
-                () = tokio::time::sleep_until(deadline) => return Ok(taken),
+                () = self.available.notified() => {}
+                () = tokio::time::sleep_until(deadline) => return Ok(self.take(max)),
                 () = self.stopped.cancelled() => {}
             }
         }
     }
 
-    /// Hands `dispatch` out unless its attempt ended while it was queued.
-    fn start(&self, dispatch: Dispatch, taken: &mut Vec<Dispatch>) {
-        let mut slots = self.slots();
-        let Some(slot) = slots.get_mut(&dispatch.id) else {
-            return;
-        };
-        let state = std::mem::replace(
-            &mut slot.state,
-            SlotState::Ended {
-                _frees_on_drop: None,
-            },
-        );
-        slot.state = match state {
-            SlotState::Queued(reply) => {
-                self.dispatched.fetch_add(1, Ordering::Relaxed);
-                taken.push(dispatch);
-                SlotState::Running(reply)
-            }
-            other => other,
-        };
+    /// Hands out up to `max` queued dispatches, marking their slots running.
+    fn take(&self, max: usize) -> Vec<Dispatch> {
+        let mut state = self.state();
+        let HubState { slots, queue } = &mut *state;
+        let mut taken = Vec::new();
+        while taken.len() < max {
+            let Some(id) = queue.pop_front() else { break };
+            let Some(slot) = slots.get_mut(&id) else {
+                continue;
+            };
+            let previous = std::mem::replace(
+                &mut slot.state,
+                SlotState::Ended {
+                    _frees_on_drop: None,
+                },
+            );
+            slot.state = match previous {
+                SlotState::Queued(reply) => {
+                    taken.push(Dispatch {
+                        id,
+                        callable: slot.callable.to_string(),
+                        ctx: slot.ctx.clone(),
+                    });
+                    SlotState::Running(reply)
+                }
+                other => other,
+            };
+        }
+        self.dispatched
+            .fetch_add(taken.len() as u64, Ordering::Relaxed);
+        taken
     }
 
     /// Accepts `outcome` for `id`, or refuses it if the attempt is over.
@@ -231,7 +249,11 @@ impl DispatchHub {
         id: DispatchId,
         outcome: StepOutcome,
     ) -> Result<(), DispatchError> {
-        let slot = self.slots().remove(&id).ok_or(DispatchError::Unknown(id))?;
+        let slot = self
+            .state()
+            .slots
+            .remove(&id)
+            .ok_or(DispatchError::Unknown(id))?;
         match slot.state {
             SlotState::Queued(reply) | SlotState::Running(reply) => {
                 if reply.send(outcome).is_ok() {
@@ -254,7 +276,11 @@ impl DispatchHub {
     /// Gives `id` back without an outcome: the attempt is abandoned (its
     /// lease expires and another worker re-claims the step).
     pub(crate) fn abandon(&self, id: DispatchId) -> Result<(), DispatchError> {
-        let slot = self.slots().remove(&id).ok_or(DispatchError::Unknown(id))?;
+        let slot = self
+            .state()
+            .slots
+            .remove(&id)
+            .ok_or(DispatchError::Unknown(id))?;
         self.abandoned.fetch_add(1, Ordering::Relaxed);
         if let Some(control) = slot.ctx.control() {
             control.abandon();
@@ -267,19 +293,21 @@ impl DispatchHub {
     /// one is told (its cancel flag flips) and keeps the attempt's
     /// concurrency slot until the foreign handler returns.
     pub(crate) fn attempt_over(&self, id: DispatchId, control: Option<&AttemptControl>) {
-        let mut slots = self.slots();
+        let mut state = self.state();
+        let HubState { slots, queue } = &mut *state;
         let Some(slot) = slots.get_mut(&id) else {
             return;
         };
-        let state = std::mem::replace(
+        let previous = std::mem::replace(
             &mut slot.state,
             SlotState::Ended {
                 _frees_on_drop: None,
             },
         );
-        match state {
+        match previous {
             SlotState::Queued(_) => {
                 slots.remove(&id);
+                queue.retain(|queued| *queued != id);
             }
             SlotState::Running(_) => {
                 slot.ctx.cancellation().cancel();
@@ -298,7 +326,7 @@ impl DispatchHub {
     /// Whether the handler of `id` should stop: its attempt is cancelled or
     /// over, or nobody waits for it any more.
     pub(crate) fn is_cancelled(&self, id: DispatchId) -> bool {
-        self.slots().get(&id).is_none_or(|slot| {
+        self.state().slots.get(&id).is_none_or(|slot| {
             matches!(slot.state, SlotState::Ended { .. }) || slot.ctx.cancellation().is_cancelled()
         })
     }
@@ -310,8 +338,8 @@ impl DispatchHub {
         checkpoint: Checkpoint,
     ) -> Result<(), DispatchError> {
         let ctx = {
-            let slots = self.slots();
-            let slot = slots.get(&id).ok_or(DispatchError::Unknown(id))?;
+            let state = self.state();
+            let slot = state.slots.get(&id).ok_or(DispatchError::Unknown(id))?;
             if matches!(slot.state, SlotState::Ended { .. }) {
                 return Err(DispatchError::Expired(id));
             }
@@ -345,7 +373,7 @@ impl DispatchHub {
     /// The slots by state.
     pub(crate) fn slot_counts(&self) -> SlotCounts {
         let mut counts = SlotCounts::default();
-        for slot in self.slots().values() {
+        for slot in self.state().slots.values() {
             match slot.state {
                 SlotState::Queued(_) => counts.queued += 1,
                 SlotState::Running(_) => counts.running += 1,
@@ -375,7 +403,7 @@ mod tests {
         step: &str,
     ) -> (DispatchId, oneshot::Receiver<StepOutcome>) {
         let (reply, outcome) = oneshot::channel();
-        let id = hub.submit("tests::noop", ctx(step), reply).await.unwrap();
+        let id = hub.submit("tests::noop", ctx(step), reply).unwrap();
         (id, outcome)
     }
 
@@ -477,10 +505,7 @@ mod tests {
         let hub = DispatchHub::new(8);
         let (reply, _outcome) = oneshot::channel();
         let context = ctx("cancel me");
-        let id = hub
-            .submit("tests::noop", context.clone(), reply)
-            .await
-            .unwrap();
+        let id = hub.submit("tests::noop", context.clone(), reply).unwrap();
         hub.poll(1, Duration::ZERO).await.unwrap();
         context.cancellation().cancel();
         assert!(hub.is_cancelled(id));
@@ -497,7 +522,7 @@ mod tests {
         let (reply, _outcome) = oneshot::channel();
         let context =
             Arc::new(StepContext::new(StepContextData::default()).with_control(control.clone()));
-        let id = hub.submit("tests::noop", context, reply).await.unwrap();
+        let id = hub.submit("tests::noop", context, reply).unwrap();
         hub.poll(1, Duration::ZERO).await.unwrap();
         hub.abandon(id).unwrap();
         tokio::time::timeout(Duration::from_secs(1), control.abandoned())
@@ -505,6 +530,44 @@ mod tests {
             .unwrap();
         assert!(matches!(hub.abandon(id), Err(DispatchError::Unknown(_))));
         assert_eq!(hub.counts().abandoned, 1);
+    }
+
+    #[tokio::test]
+    async fn pollers_waiting_together_each_get_their_own_dispatch() {
+        let hub = Arc::new(DispatchHub::new(8));
+        let pollers: Vec<_> = (0..3)
+            .map(|_| {
+                let hub = hub.clone();
+                tokio::spawn(async move { hub.poll(1, Duration::from_secs(10)).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for step in ["a", "b", "c"] {
+            submitted(&hub, step).await;
+        }
+        let mut names = Vec::new();
+        for poller in pollers {
+            let got = tokio::time::timeout(Duration::from_secs(5), poller)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(got.len(), 1);
+            names.push(got[0].context().step_name.clone());
+        }
+        names.sort();
+        assert_eq!(names, ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn more_than_capacity_is_refused() {
+        let hub = DispatchHub::new(1);
+        submitted(&hub, "one").await;
+        let (reply, _outcome) = oneshot::channel();
+        assert!(matches!(
+            hub.submit("tests::noop", ctx("two"), reply),
+            Err(DispatchError::QueueFull(1))
+        ));
     }
 
     #[tokio::test]
