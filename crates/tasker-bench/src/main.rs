@@ -62,6 +62,10 @@ enum Role {
         /// e.g. `python3 -m tasker worker --app workers.python.bench.noop`.
         #[arg(long)]
         worker: String,
+        /// Rounds, each measuring Rust then the foreign worker; the ratio
+        /// reported is the median over rounds.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// (internal) Run the orchestration server under test.
     #[command(hide = true)]
@@ -117,7 +121,9 @@ fn main() -> anyhow::Result<()> {
     match cli.role {
         Some(Role::Serve) => runtime.block_on(serve()),
         Some(Role::Work) => runtime.block_on(work()),
-        Some(Role::Compare { ref worker }) => runtime.block_on(run_compare(&cli, worker)),
+        Some(Role::Compare { ref worker, rounds }) => {
+            runtime.block_on(run_compare(&cli, worker, rounds))
+        }
         None => runtime.block_on(bench(cli)),
     }
 }
@@ -155,11 +161,11 @@ async fn work() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_compare(cli: &Cli, worker: &str) -> anyhow::Result<()> {
-    let (seconds, latency_tasks, in_flight) = if cli.smoke {
-        (2, 5, 20)
+async fn run_compare(cli: &Cli, worker: &str, rounds: usize) -> anyhow::Result<()> {
+    let (seconds, latency_tasks, in_flight, rounds) = if cli.smoke {
+        (2, 5, 20, 1)
     } else {
-        (cli.seconds, cli.latency_tasks, cli.in_flight)
+        (cli.seconds, cli.latency_tasks, cli.in_flight, rounds)
     };
     let settings = compare::CompareSettings {
         port: cli.port,
@@ -168,7 +174,7 @@ async fn run_compare(cli: &Cli, worker: &str) -> anyhow::Result<()> {
         in_flight,
         quiet: cli.json,
     };
-    let comparison = compare::compare(&settings, worker, cli.smoke).await?;
+    let comparison = compare::compare(&settings, worker, rounds, cli.smoke).await?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&comparison)?);
     } else {
