@@ -21,33 +21,29 @@ class.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
 from tasker import Decision, PermanentError, StepContext, StepHandler, Success
 
-__all__ = [
-    "APPROVALS",
-    "Routing",
-    "route",
-    "ValidateRequest",
-    "RoutingDecision",
-    "Approval",
-    "AutoApprove",
-    "ManagerApproval",
-    "FinanceReview",
-    "FinalizeApproval",
-]
-
-I64_MIN = -(2**63)
-I64_MAX = 2**63 - 1
+from ._json import as_i64, at, i64, text
 
 APPROVALS = ("auto_approve", "manager_approval", "finance_review")
 """The approvals a request may need, in the order they are reported."""
 
 
-def _is_i64(value: Any) -> bool:
-    return type(value) is int and I64_MIN <= value <= I64_MAX
+@dataclass(frozen=True)
+class Request:
+    """The task context: an expense request."""
+
+    amount: int
+    requester: str
+    purpose: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Request:
+        return cls(i64(data, "amount"), text(data, "requester"), text(data, "purpose"))
 
 
 @dataclass(frozen=True)
@@ -58,24 +54,11 @@ class Routing:
     finance_review_from: int = 5000
 
     @classmethod
-    def of(cls, initialization: Any) -> "Routing":
-        """Reads the initialization; absent keys keep their defaults.
-
-        :raises PermanentError: ``invalid handler initialization: …``.
-        """
-        if initialization is None:
-            initialization = {}
-        if not isinstance(initialization, dict):
-            raise PermanentError("invalid handler initialization: expected an object")
-        values = {}
-        for key in ("auto_approve_below", "finance_review_from"):
-            if key in initialization:
-                if not _is_i64(initialization[key]):
-                    raise PermanentError(
-                        f"invalid handler initialization: `{key}` must be a 64-bit integer"
-                    )
-                values[key] = initialization[key]
-        return cls(**values)
+    def from_dict(cls, data: Mapping[str, Any]) -> Routing:
+        """Absent keys keep their defaults."""
+        if not isinstance(data, Mapping):
+            raise TypeError("expected an object")
+        return cls(**{f.name: i64(data, f.name) for f in fields(cls) if f.name in data})
 
 
 def route(amount: int, routing: Routing) -> list[str]:
@@ -89,54 +72,32 @@ def route(amount: int, routing: Routing) -> list[str]:
 
 def _amount(ctx: StepContext) -> int:
     """The amount ``validate_request`` accepted."""
-    result = ctx.dependency("validate_request")
-    amount = result.get("amount") if isinstance(result, dict) else None
-    if not _is_i64(amount):
+    if (amount := as_i64(at(ctx.dependency("validate_request"), "amount"))) is None:
         raise PermanentError("validate_request gave no amount")
     return amount
 
 
 class ValidateRequest(StepHandler):
-    """Accepts an expense request ``{"amount", "requester", "purpose"}``.
-
-    :raises PermanentError: the context does not fit, the amount is
-        negative, or the requester is blank.
-    """
+    """Accepts an expense request ``{"amount", "requester", "purpose"}``."""
 
     callable = "approvals::validate_request"
 
     def call(self, ctx: StepContext) -> dict[str, Any]:
-        request = ctx.context
-        if not isinstance(request, dict):
-            raise PermanentError("invalid task context: expected an object")
-        for key, valid, kind in (
-            ("amount", _is_i64, "a 64-bit integer"),
-            ("requester", lambda v: isinstance(v, str), "a string"),
-            ("purpose", lambda v: isinstance(v, str), "a string"),
-        ):
-            if key not in request:
-                raise PermanentError(f"invalid task context: missing field `{key}`")
-            if not valid(request[key]):
-                raise PermanentError(f"invalid task context: `{key}` must be {kind}")
-        if request["amount"] < 0:
+        request = ctx.context_as(Request.from_dict)
+        if request.amount < 0:
             raise PermanentError("amount must not be negative")
-        if not request["requester"].strip():
+        if not request.requester.strip():
             raise PermanentError("requester is required")
-        return {
-            "amount": request["amount"],
-            "requester": request["requester"],
-            "purpose": request["purpose"],
-        }
+        return asdict(request)
 
 
 class RoutingDecision(StepHandler, Decision):
-    """The decision: creates exactly the approval steps the amount needs
-    (see :func:`route`); its result is ``{"amount", "route"}``."""
+    """The decision: creates exactly the approval steps the amount needs."""
 
     callable = "approvals::routing_decision"
 
     def call(self, ctx: StepContext) -> Success:
-        routing = Routing.of(ctx.initialization)
+        routing = ctx.initialization_as(Routing.from_dict)
         amount = _amount(ctx)
         steps = route(amount, routing)
         return self.create_steps(steps, result={"amount": amount, "route": steps})
@@ -174,22 +135,17 @@ class FinanceReview(Approval):
 
 
 class FinalizeApproval(StepHandler):
-    """The deferred convergence: ``{"approved", "approvals", "amount"}`` of
-    whichever approvals ran (``approved`` only if every one approved).
-
-    :raises PermanentError: no approval step ran.
-    """
+    """The deferred convergence: the outcome of whichever approvals ran."""
 
     callable = "approvals::finalize_approval"
 
     def call(self, ctx: StepContext) -> dict[str, Any]:
-        # `dependency()` cannot tell a missing step from a null result.
-        ran = [(name, ctx.dependency_results[name]) for name in APPROVALS if name in ctx.dependency_results]
+        # `ctx.dependency()` cannot tell a step that did not run from a null result.
+        ran = [name for name in APPROVALS if name in ctx.dependency_results]
         if not ran:
             raise PermanentError("no approval step ran")
-        approved = all(isinstance(r, dict) and r.get("approved") is True for _, r in ran)
         return {
-            "approved": approved,
-            "approvals": [name for name, _ in ran],
+            "approved": all(at(ctx.dependency_results[name], "approved") is True for name in ran),
+            "approvals": ran,
             "amount": _amount(ctx),
         }

@@ -23,6 +23,7 @@ Written in class style: the planner composes :class:`tasker.Batchable`.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,38 +38,13 @@ from tasker import (
     Success,
 )
 
-__all__ = [
-    "SAMPLE_CSV",
-    "CsvInput",
-    "Totals",
-    "read_rows",
-    "row_totals",
-    "plan",
-    "AnalyzeCsv",
-    "ProcessCsvBatch",
-    "AggregateResults",
-]
-
-I64_MIN = -(2**63)
-I64_MAX = 2**63 - 1
-U64_MAX = 2**64 - 1
+from ._json import I64, as_i64, as_u64, at, i64, optional, text, u64
 
 SAMPLE_CSV = Path(__file__).resolve().parents[2] / "rust" / "data" / "products.csv"
 """The 1,000-row sample file shipped with the Rust examples."""
 
-_INTEGER = re.compile(r"[+-]?[0-9]+\Z")
-
-
-def _as_u64(value: Any) -> int | None:
-    if type(value) is int and 0 <= value <= U64_MAX:
-        return value
-    return None
-
-
-def _as_i64(value: Any) -> int | None:
-    if type(value) is int and I64_MIN <= value <= I64_MAX:
-        return value
-    return None
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+"""What Rust's ``str::parse::<i64>`` accepts (``int()`` also takes ``1_000``)."""
 
 
 @dataclass(frozen=True)
@@ -80,174 +56,124 @@ class CsvInput:
     fail_batch: str | None = None
 
     @classmethod
-    def of(cls, ctx: StepContext) -> "CsvInput":
-        """The task context of ``ctx``.
-
-        :raises PermanentError: ``invalid task context: …``.
-        """
-        context = ctx.context
-        if not isinstance(context, dict):
-            raise PermanentError("invalid task context: expected an object")
-        path = context.get("csv_file_path")
-        if "csv_file_path" not in context:
-            raise PermanentError("invalid task context: missing field `csv_file_path`")
-        if not isinstance(path, str):
-            raise PermanentError("invalid task context: `csv_file_path` must be a string")
-        fail_on_row = context.get("fail_on_row")
-        if fail_on_row is not None and _as_u64(fail_on_row) is None:
-            raise PermanentError("invalid task context: `fail_on_row` must be a row number")
-        fail_batch = context.get("fail_batch")
-        if fail_batch is not None and not isinstance(fail_batch, str):
-            raise PermanentError("invalid task context: `fail_batch` must be a string")
-        return cls(path, fail_on_row, fail_batch)
+    def from_dict(cls, data: Mapping[str, Any]) -> CsvInput:
+        return cls(
+            csv_file_path=text(data, "csv_file_path"),
+            fail_on_row=optional(u64, data, "fail_on_row"),
+            fail_batch=optional(text, data, "fail_batch"),
+        )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Totals:
-    """What a range of rows adds up to (also a checkpoint's
-    ``partial_results``)."""
+    """What a range of rows adds up to (also a checkpoint's ``partial_results``)."""
 
     rows: int = 0
     quantity: int = 0
     value_cents: int = 0
 
-    def add(self, other: "Totals") -> None:
-        """Adds ``other`` in place.
-
-        :raises PermanentError: a total overflows a 64-bit integer.
-        """
-        quantity = self.quantity + other.quantity
-        value_cents = self.value_cents + other.value_cents
-        if not (I64_MIN <= quantity <= I64_MAX and I64_MIN <= value_cents <= I64_MAX):
-            raise PermanentError("totals overflow")
-        self.rows += other.rows
-        self.quantity = quantity
-        self.value_cents = value_cents
-
-    def to_json(self) -> dict[str, int]:
-        return asdict(self)
-
     @classmethod
-    def from_json(cls, value: Any) -> "Totals":
-        """Totals saved in a checkpoint.
+    def from_dict(cls, data: Mapping[str, Any]) -> Totals:
+        return cls(u64(data, "rows"), i64(data, "quantity"), i64(data, "value_cents"))
 
-        :raises PermanentError: they do not parse.
-        """
-        if not isinstance(value, dict):
-            raise PermanentError("checkpoint does not parse: partial_results must be an object")
-        fields = {}
-        for key, read in (("rows", _as_u64), ("quantity", _as_i64), ("value_cents", _as_i64)):
-            if key not in value:
-                raise PermanentError(f"checkpoint does not parse: missing field `{key}`")
-            number = read(value[key])
-            if number is None:
-                raise PermanentError(f"checkpoint does not parse: `{key}` must be an integer")
-            fields[key] = number
-        return cls(**fields)
+    def __add__(self, other: Totals) -> Totals:
+        """The sum of both; a total outside 64 bits fails the step permanently."""
+        total = Totals(
+            self.rows + other.rows,
+            self.quantity + other.quantity,
+            self.value_cents + other.value_cents,
+        )
+        if total.quantity not in I64 or total.value_cents not in I64:
+            raise PermanentError("totals overflow")
+        return total
 
 
 def read_rows(path: str) -> list[str]:
-    """The file's data rows: every non-blank line after the header.
-
-    :raises PermanentError: the file cannot be read.
-    """
+    """The file's data rows: every non-blank line after the header (as Rust's
+    ``str::lines``: split at ``\\n``, dropping a ``\\r`` before it)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        content = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise PermanentError(f"cannot read {path}: {err}") from None
-    # Rust's `str::lines`: split at "\n", dropping a "\r" before it.
-    lines = [line.removesuffix("\r") for line in text.split("\n")]
-    return [line for line in lines[1:] if line.strip()]
+    return [line.removesuffix("\r") for line in content.split("\n")[1:] if line.strip()]
 
 
 def row_totals(line: str, number: int) -> Totals:
     """``quantity`` and ``quantity × unit_price_cents`` of one
-    ``sku,name,category,quantity,unit_price_cents`` row, numbered ``number``.
-
-    :raises PermanentError: a field is not a 64-bit integer, or the value
-        overflows.
-    """
+    ``sku,name,category,quantity,unit_price_cents`` row, numbered ``number``."""
     fields = line.split(",")
 
     def field(i: int, name: str) -> int:
-        text = fields[i].strip() if i < len(fields) else ""
-        value = int(text) if _INTEGER.match(text) else None
-        if value is None or not I64_MIN <= value <= I64_MAX:
+        cell = fields[i].strip() if i < len(fields) else ""
+        if not _INTEGER.fullmatch(cell) or int(cell) not in I64:
             raise PermanentError(f"row {number}: `{name}` is not an integer")
-        return value
+        return int(cell)
 
     quantity = field(3, "quantity")
-    price = field(4, "unit_price_cents")
-    value_cents = quantity * price
-    if not I64_MIN <= value_cents <= I64_MAX:
+    if (value_cents := quantity * field(4, "unit_price_cents")) not in I64:
         raise PermanentError(f"row {number}: value overflows")
     return Totals(rows=1, quantity=quantity, value_cents=value_cents)
 
 
 def plan(rows: int, batch_size: int) -> list[CursorConfig]:
-    """Cursors covering ``rows`` rows once, ``batch_size`` at a time, with
-    batch ids ``"001"``, ``"002"``, …"""
-    return Batchable.cursors(rows, max(batch_size, 1))
+    """Cursors covering ``rows`` rows once, ``batch_size`` (at least 1) at a
+    time, with batch ids ``"001"``, ``"002"``, …"""
+    return Batchable.cursors(rows, batch_size)
+
+
+def _row_index(value: Any) -> int:
+    if (index := as_u64(value)) is None:
+        raise PermanentError("batch cursors must be row indexes")
+    return index
 
 
 class AnalyzeCsv(StepHandler, Batchable):
-    """The batchable step: counts the data rows and plans one batch per
-    ``batch_config.batch_size`` rows (100 without a batch config); no
-    batches for a file without data rows. Its result is
-    ``{"csv_file_path", "total_rows"}``."""
+    """The batchable step: one batch per ``batch_config.batch_size`` rows (default 100)."""
 
     callable = "csv::analyze_csv"
 
     def call(self, ctx: StepContext) -> Success:
-        csv_input = CsvInput.of(ctx)
-        rows = len(read_rows(csv_input.csv_file_path))
-        batch_size = ctx.batch_config.batch_size if ctx.batch_config is not None else 100
-        result = {"csv_file_path": csv_input.csv_file_path, "total_rows": rows}
+        path = ctx.context_as(CsvInput.from_dict).csv_file_path
+        rows = len(read_rows(path))
+        result = {"csv_file_path": path, "total_rows": rows}
         if rows == 0:
             return self.no_batches(result=result)
+        batch_size = ctx.batch_config.batch_size if ctx.batch_config else 100
         return self.create_batches(plan(rows, batch_size), result=result)
 
 
 class ProcessCsvBatch(StepHandler):
-    """A batch worker: totals of the rows ``[start_cursor, end_cursor)`` of
-    its cursor, resuming from the checkpoint of an earlier attempt and
-    saving one every ``checkpoint_every`` rows.
-
-    :raises PermanentError: the batch is ``fail_batch``, a cursor or row is
-        invalid, or the checkpoint does not parse.
-    :raises RetryableError: the first attempt reached row ``fail_on_row``.
-    """
+    """A batch worker: totals of its rows, resuming from and saving checkpoints."""
 
     callable = "csv::process_csv_batch"
 
     def call(self, ctx: StepContext) -> dict[str, Any]:
-        csv_input = CsvInput.of(ctx)
+        task = ctx.context_as(CsvInput.from_dict)
         cursor = ctx.batch_cursor()
-        if csv_input.fail_batch == cursor.batch_id:
+        if task.fail_batch == cursor.batch_id:
             raise PermanentError(f"batch {cursor.batch_id} is marked to fail")
-        initialization = ctx.initialization if isinstance(ctx.initialization, dict) else {}
-        every = _as_u64(initialization.get("checkpoint_every"))
+        every = as_u64(at(ctx.initialization, "checkpoint_every"))
         every = max(100 if every is None else every, 1)
-        start, end = self._bound(cursor.start_cursor), self._bound(cursor.end_cursor)
+        start, end = _row_index(cursor.start_cursor), _row_index(cursor.end_cursor)
         # Resume where an earlier attempt left off, with what it had counted.
+        resumed_from, totals = start, Totals()
         if ctx.checkpoint is not None:
-            next_row = self._bound(ctx.checkpoint.cursor)
-            totals = Totals.from_json(ctx.checkpoint.partial_results)
-        else:
-            next_row, totals = start, Totals()
-        resumed_from = next_row
-        rows = read_rows(csv_input.csv_file_path)
-        while next_row < end:
-            # Data rows are numbered from 1, as a spreadsheet shows them.
-            number = next_row + 1
-            if csv_input.fail_on_row == number and ctx.attempt == 1:
+            resumed_from = _row_index(ctx.checkpoint.cursor)
+            try:
+                totals = Totals.from_dict(ctx.checkpoint.partial_results)
+            except (KeyError, TypeError) as err:
+                raise PermanentError(f"checkpoint does not parse: {err}") from None
+        rows = read_rows(task.csv_file_path)
+        for index in range(resumed_from, end):
+            number = index + 1  # data rows are numbered from 1, as a spreadsheet shows them
+            if task.fail_on_row == number and ctx.attempt == 1:
                 raise RetryableError(f"simulated crash at row {number}")
-            if next_row >= len(rows):
+            if index >= len(rows):
                 raise PermanentError(f"row {number} is past the end")
-            totals.add(row_totals(rows[next_row], number))
-            next_row += 1
-            if (next_row - start) % every == 0 and next_row < end:
-                ctx.save_checkpoint(next_row, totals.rows, totals.to_json())
+            totals += row_totals(rows[index], number)
+            # The next row to process is `number`: checkpoint there every `every` rows.
+            if (number - start) % every == 0 and number < end:
+                ctx.save_checkpoint(number, totals.rows, asdict(totals))
         return {
             "batch_id": cursor.batch_id,
             "first_row": start + 1,
@@ -258,39 +184,24 @@ class ProcessCsvBatch(StepHandler):
             "total_value_cents": totals.value_cents,
         }
 
-    @staticmethod
-    def _bound(value: Any) -> int:
-        index = _as_u64(value)
-        if index is None:
-            raise PermanentError("batch cursors must be row indexes")
-        return index
-
 
 class AggregateResults(StepHandler):
-    """The deferred convergence: the totals of every batch that completed,
-    and the names of those that failed (under ``continue_on_failure``).
-
-    :raises PermanentError: a total overflows a 64-bit integer.
-    """
+    """The deferred convergence: totals of the completed batches, names of the failed ones."""
 
     callable = "csv::aggregate_results"
 
     def call(self, ctx: StepContext) -> dict[str, Any]:
-        totals = Totals()
-        batches = []
-        for name, result in ctx.parent_results():
-            if not isinstance(result, dict) or "batch_id" not in result:
-                continue
-            totals.add(
-                Totals(
-                    rows=_as_u64(result.get("rows_processed")) or 0,
-                    quantity=_as_i64(result.get("total_quantity")) or 0,
-                    value_cents=_as_i64(result.get("total_value_cents")) or 0,
+        totals, batches = Totals(), 0
+        for _, result in ctx.parent_results():
+            if isinstance(result, dict) and "batch_id" in result:
+                batches += 1
+                totals += Totals(
+                    as_u64(result.get("rows_processed")) or 0,
+                    as_i64(result.get("total_quantity")) or 0,
+                    as_i64(result.get("total_value_cents")) or 0,
                 )
-            )
-            batches.append(name)
         return {
-            "batches": len(batches),
+            "batches": batches,
             "failed_batches": sorted(ctx.failed_parents),
             "total_rows": totals.rows,
             "total_quantity": totals.quantity,

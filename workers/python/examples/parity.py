@@ -21,37 +21,14 @@ from typing import Any
 
 from tasker import Batchable, PermanentError, StepContext, Success, handler
 
-__all__ = [
-    "load_numbers",
-    "select_evens",
-    "select_odds",
-    "choose_dominant",
-    "plan_batches",
-    "process_batch",
-    "combine_batches",
-]
-
-I64_MIN = -(2**63)
-I64_MAX = 2**63 - 1
-
-
-def _as_i64(value: Any) -> int | None:
-    if type(value) is int and I64_MIN <= value <= I64_MAX:
-        return value
-    return None
-
-
-def _as_u64_or_zero(value: Any) -> int:
-    return value if type(value) is int and 0 <= value <= 2**64 - 1 else 0
+from ._json import I64, as_i64, as_u64, at, text
 
 
 def _numbers_of(result: Any, step: str) -> list[int]:
     """The ``numbers`` of a step's result (or of the task context)."""
-    numbers = result.get("numbers") if isinstance(result, dict) else None
-    if not isinstance(numbers, list):
+    if not isinstance(numbers := at(result, "numbers"), list):
         raise PermanentError(f"`{step}` gave no numbers")
-    checked = [_as_i64(n) for n in numbers]
-    if any(n is None for n in checked):
+    if any(as_i64(n) is None for n in numbers):
         raise PermanentError(f"`{step}` gave a non-integer")
     return numbers
 
@@ -62,9 +39,10 @@ def _select(ctx: StepContext, even: bool) -> dict[str, Any]:
     return {"numbers": chosen, "count": len(chosen)}
 
 
-def _analyzer(even: bool) -> str:
-    """The batchable step of one parity."""
-    return "even_batch_analyzer" if even else "odd_batch_analyzer"
+def _index(value: Any) -> int:
+    if (index := as_u64(value)) is None:
+        raise PermanentError("cursors must be indexes")
+    return index
 
 
 @handler("parity::load_numbers")
@@ -87,66 +65,46 @@ def select_odds(ctx: StepContext) -> dict[str, Any]:
 
 @handler("parity::choose_dominant")
 def choose_dominant(ctx: StepContext) -> Success:
-    """The decision: creates the batch analyzer of the parity with more
-    numbers (evens on a tie)."""
+    """The decision: creates the batch analyzer of the parity with more numbers (evens on a tie)."""
     evens = len(_numbers_of(ctx.dependency("branch_evens"), "branch_evens"))
     odds = len(_numbers_of(ctx.dependency("branch_odds"), "branch_odds"))
     even = evens >= odds
     return Success.create_steps(
-        [_analyzer(even)],
+        ["even_batch_analyzer" if even else "odd_batch_analyzer"],
         result={"dominant": "even" if even else "odd", "even_count": evens, "odd_count": odds},
     )
 
 
 @handler("parity::plan_batches")
 def plan_batches(ctx: StepContext) -> Success:
-    """The batchable step: splits the numbers of the step named by
-    ``initialization.source`` into batches of ``batch_config.batch_size``
-    (5 without a batch config), with batch ids ``"0"``, ``"1"``, …; no
-    batches for no numbers."""
-    initialization = ctx.initialization if isinstance(ctx.initialization, dict) else {}
-    source = initialization.get("source")
-    if not isinstance(source, str):
-        raise PermanentError("initialization needs `source`")
+    """The batchable step: batches of the numbers of step ``initialization.source``."""
+    source = ctx.initialization_as(lambda init: text(init, "source"))
     numbers = _numbers_of(ctx.dependency(source), source)
-    size = max(ctx.batch_config.batch_size if ctx.batch_config is not None else 5, 1)
-    count = len(numbers)
     result = {"source": source, "numbers": numbers}
-    if count == 0:
+    if not numbers:
         return Success.no_batches(result=result)
-    cursors = Batchable.cursors(count, size, first_id=0, id_width=0)
-    return Success.create_batches(cursors, result=result)
+    size = ctx.batch_config.batch_size if ctx.batch_config else 5
+    return Success.create_batches(
+        Batchable.cursors(len(numbers), size, first_id=0, id_width=0), result=result
+    )
 
 
 @handler("parity::process_batch")
 def process_batch(ctx: StepContext) -> dict[str, Any]:
-    """A batch worker: the count, sum and sum of squares of the numbers
-    ``[start_cursor, end_cursor)`` its analyzer planned.
-
-    :raises PermanentError: no analyzer result, a cursor outside the
-        numbers, or a sum of squares that overflows 64 bits.
-    """
+    """A batch worker: count, sum and sum of squares of its slice of the analyzer's numbers."""
     cursor = ctx.batch_cursor()
     parents = ctx.parent_results()
     if not parents:
         raise PermanentError("a batch worker needs its analyzer")
     analyzer, planned = parents[0]
     numbers = _numbers_of(planned, analyzer)
-
-    def index(value: Any) -> int:
-        if type(value) is not int or value < 0:
-            raise PermanentError("cursors must be indexes")
-        return value
-
-    start, end = index(cursor.start_cursor), index(cursor.end_cursor)
-    if start > end or end > len(numbers):
+    start, end = _index(cursor.start_cursor), _index(cursor.end_cursor)
+    if not start <= end <= len(numbers):
         raise PermanentError("cursor outside the numbers")
     batch = numbers[start:end]
-    squares = 0
-    for n in batch:
-        squares += n * n
-        if squares > I64_MAX:
-            raise PermanentError("sum of squares overflows")
+    # Squares are never negative: if the total fits 64 bits, every partial sum did.
+    if (squares := sum(n * n for n in batch)) not in I64:
+        raise PermanentError("sum of squares overflows")
     return {
         "batch_id": cursor.batch_id,
         "count": len(batch),
@@ -157,25 +115,19 @@ def process_batch(ctx: StepContext) -> dict[str, Any]:
 
 @handler("parity::combine_batches")
 def combine_batches(ctx: StepContext) -> dict[str, Any]:
-    """The deferred convergence: the dominant parity and the totals of
-    every batch worker that ran.
-
-    :raises PermanentError: a total overflows a 64-bit integer.
-    """
-    decision = ctx.dependency("routing_decision")
-    dominant = decision.get("dominant") if isinstance(decision, dict) else None
+    """The deferred convergence: the dominant parity and the totals of every batch that ran."""
     batches = count = total = squares = 0
     for _, result in ctx.parent_results():
         if not isinstance(result, dict) or "batch_id" not in result:
             continue
         batches += 1
-        count += _as_u64_or_zero(result.get("count"))
-        total += _as_i64(result.get("sum")) or 0
-        squares += _as_i64(result.get("sum_of_squares")) or 0
-        if not (I64_MIN <= total <= I64_MAX and I64_MIN <= squares <= I64_MAX):
+        count += as_u64(result.get("count")) or 0
+        total += as_i64(result.get("sum")) or 0
+        squares += as_i64(result.get("sum_of_squares")) or 0
+        if total not in I64 or squares not in I64:
             raise PermanentError("batch totals overflow")
     return {
-        "dominant": dominant,
+        "dominant": at(ctx.dependency("routing_decision"), "dominant"),
         "batches": batches,
         "count": count,
         "sum": total,

@@ -13,7 +13,6 @@ repository (built with cargo when missing).
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import shutil
 import signal
@@ -23,9 +22,10 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any
 
 import pytest
 
@@ -34,6 +34,7 @@ REPO = PYTHON_WORKER.parents[1]
 sys.path.insert(0, str(PYTHON_WORKER))  # `examples` and `tests.apps` import from here
 
 import tasker  # noqa: E402
+
 import examples.all  # noqa: E402,F401  (registers every example handler)
 import tests.apps.faults  # noqa: E402,F401  (registers the test handlers)
 
@@ -98,7 +99,9 @@ class Postgres:
 @pytest.fixture(scope="session")
 def postgres(server_binary: Path) -> Iterator[Postgres]:
     if shutil.which("psql") is None:
-        pytest.fail("psql is not on PATH: install PostgreSQL's client (apt-get install postgresql-client)")
+        pytest.fail(
+            "psql is not on PATH: install PostgreSQL's client (apt-get install postgresql-client)"
+        )
     admin = _admin_url()
     template = f"tasker_pytest_tpl_{os.getpid()}"
     try:
@@ -138,7 +141,7 @@ class Server:
     log: Path
 
 
-def test_env(database_url: str) -> Dict[str, str]:
+def test_env(database_url: str) -> dict[str, str]:
     """The environment of every process under test."""
     return {
         **os.environ,
@@ -159,7 +162,9 @@ def server(server_binary: Path, database: str, tmp_path: Path) -> Iterator[Serve
         "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
     }
     with open(log, "wb") as out:
-        process = subprocess.Popen([str(server_binary)], env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [str(server_binary)], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -191,7 +196,7 @@ def start_worker(server: Server) -> Iterator[Any]:
     """``start_worker(**options)``: a Python worker in this process (all
     registered handlers, every template of ``config/tasks`` and
     ``tests/templates``), stopped at the end of the test."""
-    workers: List[tasker.Worker] = []
+    workers: list[tasker.Worker] = []
 
     def start(**options: Any) -> tasker.Worker:
         options.setdefault("database_url", server.database_url)
@@ -219,8 +224,17 @@ class WorkerProcess:
         self.log = log
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tasker", "worker", "--app", "examples.all",
-                 "--app", "tests.apps.faults", *args],
+                [
+                    sys.executable,
+                    "-m",
+                    "tasker",
+                    "worker",
+                    "--app",
+                    "examples.all",
+                    "--app",
+                    "tests.apps.faults",
+                    *args,
+                ],
                 cwd=PYTHON_WORKER,
                 env={**test_env(server.database_url), "RUST_LOG": "info"},
                 stdout=out,
@@ -251,7 +265,7 @@ class WorkerProcess:
 
 @pytest.fixture
 def spawn_worker(server: Server, tmp_path: Path) -> Iterator[Any]:
-    processes: List[WorkerProcess] = []
+    processes: list[WorkerProcess] = []
 
     def spawn(*args: str) -> WorkerProcess:
         process = WorkerProcess(server, tmp_path / f"worker-{len(processes)}.log", *args)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Dict
+from collections.abc import Callable
+from typing import Any
 
 import tasker
 
 
-def steps_by_name(task: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+def steps_by_name(task: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The task view's steps, by name."""
     return {step["name"]: step for step in task["steps"]}
 
@@ -26,7 +27,9 @@ def eventually(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
         time.sleep(0.05)
 
 
-def step_in_state(client: tasker.Client, task_uuid: str, name: str, state: str, timeout: float = 30) -> Dict[str, Any]:
+def step_in_state(
+    client: tasker.Client, task_uuid: str, name: str, state: str, timeout: float = 30
+) -> dict[str, Any]:
     """Waits for step ``name`` of the task to be in ``state``; its view."""
 
     def check() -> Any:

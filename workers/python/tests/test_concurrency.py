@@ -8,7 +8,6 @@ import datetime as dt
 from typing import Any
 
 import pytest
-
 import tasker
 
 
@@ -20,7 +19,9 @@ def elapsed(task: Any) -> float:
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
-def test_eight_half_second_handlers_finish_together(client: tasker.Client, start_worker: Any, kind: str) -> None:
+def test_eight_half_second_handlers_finish_together(
+    client: tasker.Client, start_worker: Any, kind: str
+) -> None:
     start_worker(concurrency=8)
     task = client.create_task("pytest_faults", f"{kind}_naps", {})
     done = client.wait(task["task_uuid"], timeout=30)

@@ -5,7 +5,7 @@ step error, never a crashed worker."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Dict
+from typing import Any
 
 import tasker
 
@@ -13,7 +13,9 @@ from .apps import faults
 from .support import eventually, steps_by_name
 
 
-def run(client: tasker.Client, name: str, context: Any = None, namespace: str = "pytest_faults") -> Dict[str, Any]:
+def run(
+    client: tasker.Client, name: str, context: Any = None, namespace: str = "pytest_faults"
+) -> dict[str, Any]:
     task = client.create_task(namespace, name, context or {})
     return client.wait(task["task_uuid"], timeout=60)
 
@@ -94,7 +96,9 @@ def test_an_overrunning_handler_is_told_and_its_late_result_discarded(
     assert status["handlers_running"] == 0
 
 
-def test_a_result_that_is_not_json_is_an_invalid_result(client: tasker.Client, worker: tasker.Worker) -> None:
+def test_a_result_that_is_not_json_is_an_invalid_result(
+    client: tasker.Client, worker: tasker.Worker
+) -> None:
     done = run(client, "bad_result")
     error = steps_by_name(done)["not_json"]["last_error"]
     assert done["state"] == "error"
@@ -114,7 +118,9 @@ def test_a_decision_naming_an_unknown_step_fails_the_decision(
     assert "branch" not in steps
 
 
-def test_a_callable_nobody_registered_is_a_step_error(client: tasker.Client, start_worker: Any) -> None:
+def test_a_callable_nobody_registered_is_a_step_error(
+    client: tasker.Client, start_worker: Any
+) -> None:
     worker = start_worker(namespaces=["pytest_unregistered", "linear_workflow"])
     done = run(client, "unregistered", namespace="pytest_unregistered")
     assert done["state"] == "error"

@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 import pytest
-
 import tasker
 
 from .support import eventually, step_in_state, steps_by_name
@@ -34,7 +33,9 @@ def test_a_killed_workers_step_is_finished_by_another(
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
-def test_a_stop_signal_drains_running_handlers(client: tasker.Client, spawn_worker: Any, sig: int) -> None:
+def test_a_stop_signal_drains_running_handlers(
+    client: tasker.Client, spawn_worker: Any, sig: int
+) -> None:
     process = spawn_worker("--concurrency", "2")
     process.wait_for("python worker running")
     task = client.create_task("pytest_faults", "nap", {"seconds": 1.5})
@@ -101,7 +102,9 @@ def test_an_unreachable_database_is_a_clear_error(server: Any) -> None:
             environment="test",
             config={"database.acquire_timeout_ms": 1000},
         ).start()
-    assert "127.0.0.1:1" in str(raised.value) or "connect" in str(raised.value).lower(), raised.value
+    assert "127.0.0.1:1" in str(raised.value) or "connect" in str(raised.value).lower(), (
+        raised.value
+    )
     assert time.monotonic() - started < 20
 
 

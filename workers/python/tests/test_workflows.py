@@ -5,7 +5,7 @@ worker: a real tasker-server on a fresh database, the handlers of
 from __future__ import annotations
 
 import csv
-from typing import Any, Dict
+from typing import Any
 
 import tasker
 
@@ -13,7 +13,7 @@ from .conftest import SAMPLE_CSV
 from .support import steps_by_name, unique
 
 
-def run(client: tasker.Client, namespace: str, name: str, context: Any) -> Dict[str, Any]:
+def run(client: tasker.Client, namespace: str, name: str, context: Any) -> dict[str, Any]:
     task = client.create_task(namespace, name, context)
     return client.wait(task["task_uuid"], timeout=60)
 
@@ -41,7 +41,7 @@ def test_diamond_joins_both_branches(client: tasker.Client, worker: tasker.Worke
     assert steps["diamond_end"]["results"] == {"value": 1296 * 1296}
 
 
-def order(token: str) -> Dict[str, Any]:
+def order(token: str) -> dict[str, Any]:
     return {
         "customer": {"id": 7, "email": "ada@example.com"},
         "items": [
@@ -54,7 +54,9 @@ def order(token: str) -> Dict[str, Any]:
     }
 
 
-def test_order_fulfillment_retries_a_flaky_gateway(client: tasker.Client, worker: tasker.Worker) -> None:
+def test_order_fulfillment_retries_a_flaky_gateway(
+    client: tasker.Client, worker: tasker.Worker
+) -> None:
     done = run(client, "ecommerce", "order_fulfillment", order("tok_flaky"))
     assert done["state"] == "complete", done
     steps = steps_by_name(done)
@@ -66,7 +68,9 @@ def test_order_fulfillment_retries_a_flaky_gateway(client: tasker.Client, worker
     assert steps["ship_order"]["results"]["estimated_days"] == 1
 
 
-def test_order_fulfillment_stops_at_a_declined_card(client: tasker.Client, worker: tasker.Worker) -> None:
+def test_order_fulfillment_stops_at_a_declined_card(
+    client: tasker.Client, worker: tasker.Worker
+) -> None:
     done = run(client, "ecommerce", "order_fulfillment", order("tok_decline"))
     assert done["state"] == "error"
     steps = steps_by_name(done)
@@ -94,14 +98,16 @@ def test_conditional_approval_creates_exactly_the_branches_it_chose(
         )
         assert done["state"] == "complete", (amount, done)
         steps = steps_by_name(done)
-        assert set(steps) == {"validate_request", "routing_decision", "finalize_approval"} | branches
+        assert (
+            set(steps) == {"validate_request", "routing_decision", "finalize_approval"} | branches
+        )
         final = steps["finalize_approval"]["results"]
         assert final["approved"] is True
         assert set(final["approvals"]) == branches
         assert final["amount"] == amount
 
 
-def csv_totals() -> Dict[str, int]:
+def csv_totals() -> dict[str, int]:
     with open(SAMPLE_CSV, newline="") as handle:
         rows = list(csv.DictReader(handle))
     return {

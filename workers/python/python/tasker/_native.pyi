@@ -1,7 +1,5 @@
 """Type stubs of the native module (Rust, PyO3). Users import `tasker`."""
 
-from typing import List, Optional, Tuple
-
 __version__: str
 
 class WorkerError(Exception):
@@ -16,7 +14,7 @@ class ForkError(WorkerError):
 class CheckpointRefused(Exception):
     """A checkpoint was not saved. ``args`` is ``(message, retryable, error_type)``."""
 
-def terminal_task_states() -> List[str]:
+def terminal_task_states() -> list[str]:
     """The task states from which a task does not move on by itself."""
 
 class NativeWorker:
@@ -24,19 +22,19 @@ class NativeWorker:
 
     @staticmethod
     def start(
-        callables: List[str],
+        callables: list[str],
         *,
-        environment: Optional[str] = None,
-        config_dir: Optional[str] = None,
+        environment: str | None = None,
+        config_dir: str | None = None,
         overrides_json: str = "{}",
         include_builtins: bool = False,
-    ) -> "NativeWorker": ...
+    ) -> NativeWorker: ...
     @property
     def worker_id(self) -> str: ...
-    def poll(self, max: int, wait_ms: int) -> Optional[List[Tuple[int, str, str]]]: ...
+    def poll(self, max: int, wait_ms: int) -> list[tuple[int, str, str]] | None: ...
     def complete(self, id: int, outcome_json: str) -> bool: ...
     def fail_with_exception(
-        self, id: int, kind: str, message: str, traceback: Optional[str] = None
+        self, id: int, kind: str, message: str, traceback: str | None = None
     ) -> bool: ...
     def reject_result(self, id: int, detail: str) -> bool: ...
     def abandon(self, id: int) -> None: ...

@@ -18,7 +18,7 @@ import importlib
 import logging
 import os
 import sys
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 from . import __version__
 from .errors import WorkerError
@@ -28,9 +28,7 @@ from .worker import Worker
 
 def parser() -> argparse.ArgumentParser:
     """The command line."""
-    top = argparse.ArgumentParser(
-        prog="python -m tasker", description="Tasker's Python worker."
-    )
+    top = argparse.ArgumentParser(prog="python -m tasker", description="Tasker's Python worker.")
     top.add_argument("--version", action="version", version=f"tasker {__version__}")
     commands = top.add_subparsers(dest="command", required=True)
     worker = commands.add_parser(
@@ -68,7 +66,8 @@ def parser() -> argparse.ArgumentParser:
         help="also serve the built-in tasker::* handlers",
     )
     worker.add_argument(
-        "--log-level", default=os.environ.get("TASKER_PYTHON_LOG_LEVEL", "INFO"),
+        "--log-level",
+        default=os.environ.get("TASKER_PYTHON_LOG_LEVEL", "INFO"),
         help="Python log level (default INFO); the Rust side follows RUST_LOG",
     )
     return top
@@ -83,7 +82,7 @@ def import_apps(modules: Sequence[str]) -> None:
         importlib.import_module(module)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Runs the command line; the process exit code."""
     args = parser().parse_args(argv)
     logging.basicConfig(

@@ -10,13 +10,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Dict, Iterable, List, Optional
+from collections.abc import Iterable
+from typing import Any, cast
 
 from ._native import terminal_task_states
 
 __all__ = ["Client", "ApiError", "TransportError"]
 
-Json = Dict[str, Any]
+Json = dict[str, Any]
 
 _TERMINAL = frozenset(terminal_task_states())
 
@@ -59,14 +60,14 @@ class Client:
         name: str,
         context: Any = None,
         *,
-        version: Optional[str] = None,
-        initiator: Optional[str] = None,
-        source_system: Optional[str] = None,
-        reason: Optional[str] = None,
-        tags: Optional[Iterable[str]] = None,
-        priority: Optional[int] = None,
-        correlation_id: Optional[str] = None,
-        idempotency_key: Optional[str] = None,
+        version: str | None = None,
+        initiator: str | None = None,
+        source_system: str | None = None,
+        reason: str | None = None,
+        tags: Iterable[str] | None = None,
+        priority: int | None = None,
+        correlation_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Json:
         """Creates a task of template ``namespace/name`` (the newest version
         unless ``version``) with ``context``.
@@ -75,7 +76,11 @@ class Client:
             context fails the template's ``input_schema``), ``duplicate_task``
             (``details["task_uuid"]`` is the existing task), …
         """
-        body: Json = {"namespace": namespace, "name": name, "context": {} if context is None else context}
+        body: Json = {
+            "namespace": namespace,
+            "name": name,
+            "context": {} if context is None else context,
+        }
         optional = {
             "version": version,
             "initiator": initiator,
@@ -88,37 +93,44 @@ class Client:
         body.update({k: v for k, v in optional.items() if v is not None})
         if tags is not None:
             body["tags"] = list(tags)
-        return self._call("POST", "/v1/tasks", body)
+        return cast(Json, self._call("POST", "/v1/tasks", body))
 
     def get_task(self, task_uuid: str) -> Json:
         """The task view, with its steps."""
-        return self._call("GET", f"/v1/tasks/{_segment(task_uuid)}")
+        return cast(Json, self._call("GET", f"/v1/tasks/{_segment(task_uuid)}"))
 
     def list_tasks(self, **filters: Any) -> Json:
         """``GET /v1/tasks`` with filters (``namespace``, ``name``, ``state``,
         ``since``, ``limit``, ``offset``)."""
         query = urllib.parse.urlencode({k: v for k, v in filters.items() if v is not None})
-        return self._call("GET", "/v1/tasks" + (f"?{query}" if query else ""))
+        return cast(Json, self._call("GET", "/v1/tasks" + (f"?{query}" if query else "")))
 
-    def cancel_task(self, task_uuid: str, reason: Optional[str] = None) -> Json:
+    def cancel_task(self, task_uuid: str, reason: str | None = None) -> Json:
         """Cancels a task that has not finished."""
         query = f"?{urllib.parse.urlencode({'reason': reason})}" if reason else ""
-        return self._call("DELETE", f"/v1/tasks/{_segment(task_uuid)}{query}")
+        return cast(Json, self._call("DELETE", f"/v1/tasks/{_segment(task_uuid)}{query}"))
 
-    def list_steps(self, task_uuid: str) -> List[Json]:
+    def list_steps(self, task_uuid: str) -> list[Json]:
         """The task's steps."""
-        return self._call("GET", f"/v1/tasks/{_segment(task_uuid)}/workflow_steps")
+        return cast(
+            list[Json], self._call("GET", f"/v1/tasks/{_segment(task_uuid)}/workflow_steps")
+        )
 
     def step_audit(self, task_uuid: str, step_uuid: str) -> Json:
         """A step's attempts (outcome, result or error, worker, start and
         finish) and state transitions."""
-        return self._call(
-            "GET", f"/v1/tasks/{_segment(task_uuid)}/workflow_steps/{_segment(step_uuid)}/audit"
+        return cast(
+            Json,
+            self._call(
+                "GET", f"/v1/tasks/{_segment(task_uuid)}/workflow_steps/{_segment(step_uuid)}/audit"
+            ),
         )
 
     def register_template(self, yaml_text: str) -> Json:
         """Registers a template given as YAML (idempotent for the same content)."""
-        return self._call("POST", "/v1/templates", yaml_text.encode(), "application/yaml")
+        return cast(
+            Json, self._call("POST", "/v1/templates", yaml_text.encode(), "application/yaml")
+        )
 
     def wait(self, task_uuid: str, timeout: float = 60.0, poll_interval: float = 0.1) -> Json:
         """Waits for the task to finish (``complete``, ``error``, ``cancelled``
@@ -132,14 +144,12 @@ class Client:
             if task["state"] in _TERMINAL:
                 return task
             if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"task {task_uuid} is still {task['state']} after {timeout:g} s"
-                )
+                raise TimeoutError(f"task {task_uuid} is still {task['state']} after {timeout:g} s")
             time.sleep(poll_interval)
 
     def health(self) -> Json:
         """``GET /health/detailed`` (an unhealthy report is returned, not raised)."""
-        return self._call("GET", "/health/detailed", accept_unavailable=True)
+        return cast(Json, self._call("GET", "/health/detailed", accept_unavailable=True))
 
     def _call(
         self,
@@ -150,7 +160,7 @@ class Client:
         *,
         accept_unavailable: bool = False,
     ) -> Any:
-        data: Optional[bytes]
+        data: bytes | None
         if body is None:
             data = None
         elif isinstance(body, bytes):
@@ -186,12 +196,16 @@ def _decode(status: int, payload: bytes) -> Any:
     try:
         return json.loads(payload)
     except ValueError:
-        raise ApiError(status, "unexpected_response", payload[:200].decode(errors="replace")) from None
+        raise ApiError(
+            status, "unexpected_response", payload[:200].decode(errors="replace")
+        ) from None
 
 
 def _api_error(status: int, payload: bytes) -> ApiError:
     try:
         error = json.loads(payload)["error"]
-        return ApiError(status, error.get("code", "unknown"), error.get("message", ""), error.get("details"))
+        return ApiError(
+            status, error.get("code", "unknown"), error.get("message", ""), error.get("details")
+        )
     except (ValueError, KeyError, TypeError):
         return ApiError(status, "unexpected_response", payload[:200].decode(errors="replace"))

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, Type, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import PermanentError, checkpoint_error
 from ._native import CheckpointRefused
+from .errors import PermanentError, checkpoint_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._native import NativeWorker
@@ -19,7 +20,7 @@ __all__ = ["StepContext", "CursorConfig", "Checkpoint", "BatchConfig"]
 T = TypeVar("T")
 
 
-def _known(cls: Type[T], data: Mapping[str, Any]) -> T:
+def _known(cls: type[T], data: Mapping[str, Any]) -> T:
     """``cls`` from the keys of ``data`` it declares, so a field the core
     adds later does not break older workers."""
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
@@ -39,7 +40,7 @@ class CursorConfig:
     batch_size: int
     """Items per unit of work within the batch."""
 
-    def to_json(self) -> Dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """The wire form."""
         return {
             "batch_id": self.batch_id,
@@ -121,18 +122,18 @@ class StepContext:
     max_attempts: int
     initialization: Any
     inputs: Any
-    direct_parents: List[str]
-    dependency_results: Dict[str, Any]
-    failed_parents: Dict[str, Any]
-    batch_config: Optional[BatchConfig]
-    checkpoint: Optional[Checkpoint]
+    direct_parents: list[str]
+    dependency_results: dict[str, Any]
+    failed_parents: dict[str, Any]
+    batch_config: BatchConfig | None
+    checkpoint: Checkpoint | None
     correlation_id: str
 
     def __init__(
         self,
         data: Mapping[str, Any],
-        native: Optional["NativeWorker"] = None,
-        dispatch_id: Optional[int] = None,
+        native: NativeWorker | None = None,
+        dispatch_id: int | None = None,
     ) -> None:
         self.task_uuid = data.get("task_uuid", "")
         self.step_uuid = data.get("step_uuid", "")
@@ -158,10 +159,10 @@ class StepContext:
         self.correlation_id = data.get("correlation_id", "")
         self._native = native
         self._dispatch_id = dispatch_id
-        self._saved: List[Checkpoint] = []
+        self._saved: list[Checkpoint] = []
 
     @classmethod
-    def for_test(cls, **fields: Any) -> "StepContext":
+    def for_test(cls, **fields: Any) -> StepContext:
         """A context not linked to a worker, for unit tests of handlers:
         pass any field by name (``context={...}``, ``attempt=2``,
         ``batch_cursor={...}``). ``is_cancelled()`` is ``False``;
@@ -190,7 +191,7 @@ class StepContext:
         """The result of ancestor step ``name``."""
         return self.dependency_results.get(name, default)
 
-    def parent_results(self) -> List[Tuple[str, Any]]:
+    def parent_results(self) -> list[tuple[str, Any]]:
         """``(name, result)`` of each direct parent, in ``direct_parents`` order."""
         return [
             (name, self.dependency_results[name])
@@ -253,7 +254,7 @@ class StepContext:
         )
 
     @property
-    def saved_checkpoints(self) -> List[Checkpoint]:
+    def saved_checkpoints(self) -> list[Checkpoint]:
         """Checkpoints saved through a :meth:`for_test` context."""
         return list(self._saved)
 

@@ -12,7 +12,7 @@ tried again.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Optional, Union
+from typing import Any
 
 from ._native import CheckpointRefused, ConfigError, ForkError, WorkerError
 
@@ -25,7 +25,7 @@ __all__ = [
     "ForkError",
 ]
 
-Seconds = Union[float, int, _dt.timedelta]
+Seconds = float | int | _dt.timedelta
 
 
 class StepError(Exception):
@@ -43,9 +43,9 @@ class StepError(Exception):
         self,
         message: str,
         *,
-        code: Optional[str] = None,
+        code: str | None = None,
         details: Any = None,
-        error_type: Optional[str] = None,
+        error_type: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -72,17 +72,17 @@ class RetryableError(StepError):
         self,
         message: str,
         *,
-        retry_after: Optional[Seconds] = None,
-        code: Optional[str] = None,
+        retry_after: Seconds | None = None,
+        code: str | None = None,
         details: Any = None,
-        error_type: Optional[str] = None,
+        error_type: str | None = None,
     ) -> None:
         super().__init__(message, code=code, details=details, error_type=error_type)
         if isinstance(retry_after, _dt.timedelta):
             retry_after = retry_after.total_seconds()
         if retry_after is not None and retry_after < 0:
             raise ValueError("retry_after must not be negative")
-        self.retry_after: Optional[float] = None if retry_after is None else float(retry_after)
+        self.retry_after: float | None = None if retry_after is None else float(retry_after)
 
 
 class PermanentError(StepError):

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import builtins
 import inspect
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Dict, Iterator, List, Optional, TypeVar, Union
+from typing import Any, ClassVar, TypeVar
 
 from .context import CursorConfig, StepContext
 from .results import Success
@@ -56,7 +57,7 @@ class StepHandler:
     :meth:`call` (plain or ``async``); defining the class registers it in
     :data:`default_registry` (use :meth:`Registry.register` for another)."""
 
-    callable: ClassVar[Optional[str]] = None
+    callable: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -89,7 +90,7 @@ class Batchable:
     @staticmethod
     def cursors(
         total_items: int, batch_size: int, *, first_id: int = 1, id_width: int = 3
-    ) -> List[CursorConfig]:
+    ) -> list[CursorConfig]:
         """Cursors that cover ``range(total_items)`` once, ``batch_size``
         (at least 1) at a time, with batch ids counted from ``first_id`` and
         zero-padded to ``id_width``: ``"001"``, ``"002"``, …"""
@@ -115,7 +116,7 @@ class RegisteredHandler:
     source: Any
 
 
-Registrable = Union[HandlerFn, StepHandler, type]
+Registrable = HandlerFn | StepHandler | type
 
 
 class Registry:
@@ -123,14 +124,16 @@ class Registry:
     templates only name callables it has."""
 
     def __init__(self) -> None:
-        self._handlers: Dict[str, RegisteredHandler] = {}
+        self._handlers: dict[str, RegisteredHandler] = {}
 
     def register(self, callable: str, handler: Registrable) -> None:
         """Registers ``handler`` (a function, an ``async`` function, a
         :class:`StepHandler` subclass or instance) under ``callable``,
         replacing any earlier one."""
         if not isinstance(callable, str) or not callable.strip():
-            raise ValueError("a callable is a non-empty string such as 'ecommerce::process_payment'")
+            raise ValueError(
+                "a callable is a non-empty string such as 'ecommerce::process_payment'"
+            )
         if isinstance(handler, type):
             if not issubclass(handler, StepHandler):
                 raise TypeError(f"{handler.__name__} is not a StepHandler subclass")
@@ -138,7 +141,7 @@ class Registry:
         if isinstance(handler, StepHandler):
             run: HandlerFn = handler.call
         elif builtins.callable(handler):
-            run = handler  # type: ignore[assignment]
+            run = handler
         else:
             raise TypeError(f"cannot register {handler!r}: not a function or StepHandler")
         self._handlers[callable] = RegisteredHandler(
@@ -157,15 +160,15 @@ class Registry:
 
         return decorate
 
-    def update(self, other: "Registry") -> None:
+    def update(self, other: Registry) -> None:
         """Adds every handler of ``other`` (its entries win)."""
         self._handlers.update(other._handlers)
 
-    def get(self, callable: str) -> Optional[RegisteredHandler]:
+    def get(self, callable: str) -> RegisteredHandler | None:
         """The handler of ``callable``, if registered."""
         return self._handlers.get(callable)
 
-    def callables(self) -> List[str]:
+    def callables(self) -> list[str]:
         """Every registered callable, sorted."""
         return sorted(self._handlers)
 
@@ -190,7 +193,7 @@ default_registry = Registry()
 """Where :func:`handler` and :class:`StepHandler` subclasses register by default."""
 
 
-def handler(callable: str, *, registry: Optional[Registry] = None) -> Callable[[T], T]:
+def handler(callable: str, *, registry: Registry | None = None) -> Callable[[T], T]:
     """Decorator registering a function (plain or ``async``) or a
     :class:`StepHandler` subclass under ``callable``, in ``registry`` or
     :data:`default_registry`::

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from typing import TYPE_CHECKING, Any, Dict
+from typing import TYPE_CHECKING, Any
 
 from .errors import StepError
 from .results import Success
@@ -19,20 +19,24 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("tasker.worker")
 
+#: One encoder for every outcome: ``json.dumps`` with options builds a new
+#: encoder per call. NaN and infinities are not JSON: refused.
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 
-def success_envelope(value: Any) -> Dict[str, Any]:
+
+def success_envelope(value: Any) -> dict[str, Any]:
     """The envelope of a handler's return value."""
     if isinstance(value, Success):
-        envelope: Dict[str, Any] = {"status": "success", "result": value.result}
+        envelope: dict[str, Any] = {"status": "success", "result": value.result}
         if value.control is not None:
             envelope["control"] = value.control
         return envelope
     return {"status": "success", "result": value}
 
 
-def failure_envelope(error: StepError) -> Dict[str, Any]:
+def failure_envelope(error: StepError) -> dict[str, Any]:
     """The envelope of a :class:`StepError` the handler raised."""
-    failure: Dict[str, Any] = {"message": error.message, "retryable": error.retryable}
+    failure: dict[str, Any] = {"message": error.message, "retryable": error.retryable}
     if error.error_type:
         failure["error_type"] = error.error_type
     if error.code is not None:
@@ -53,18 +57,18 @@ def exception_name(exc: BaseException) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def deliver(native: "NativeWorker", dispatch_id: int, envelope: Dict[str, Any]) -> bool:
+def deliver(native: NativeWorker, dispatch_id: int, envelope: dict[str, Any]) -> bool:
     """Serialises ``envelope`` and completes ``dispatch_id`` with it; a
     result that is not JSON fails the step as ``invalid_result``. Whether
     the runtime accepted it (``False``: the attempt was over)."""
     try:
-        text = json.dumps(envelope, allow_nan=False, separators=(",", ":"))
+        text = _ENCODER.encode(envelope)
     except (TypeError, ValueError, RecursionError) as err:
         return native.reject_result(dispatch_id, f"{type(err).__name__}: {err}")
     return native.complete(dispatch_id, text)
 
 
-def deliver_exception(native: "NativeWorker", dispatch_id: int, exc: BaseException) -> bool:
+def deliver_exception(native: NativeWorker, dispatch_id: int, exc: BaseException) -> bool:
     """Fails ``dispatch_id`` with an unexpected exception and its traceback."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return native.fail_with_exception(dispatch_id, exception_name(exc), str(exc), text)

@@ -3,7 +3,8 @@ also tells orchestration what to create next (decisions and batches)."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .context import CursorConfig
 
@@ -21,16 +22,16 @@ class Success:
 
     __slots__ = ("result", "control")
 
-    def __init__(self, result: Any = None, *, control: Optional[Dict[str, Any]] = None) -> None:
+    def __init__(self, result: Any = None, *, control: dict[str, Any] | None = None) -> None:
         self.result = result
         self.control = control
 
     @classmethod
-    def create_steps(cls, steps: Iterable[str], *, result: Any = None) -> "Success":
+    def create_steps(cls, steps: Iterable[str], *, result: Any = None) -> Success:
         """A decision: create these downstream steps (names reachable from
         the decision in the template). Naming any other step fails the
         decision permanently."""
-        names: List[str] = [steps] if isinstance(steps, str) else list(steps)
+        names: list[str] = [steps] if isinstance(steps, str) else list(steps)
         for name in names:
             if not isinstance(name, str):
                 raise TypeError(f"step names must be strings, not {type(name).__name__}")
@@ -40,14 +41,14 @@ class Success:
         )
 
     @classmethod
-    def no_branches(cls, *, result: Any = None) -> "Success":
+    def no_branches(cls, *, result: Any = None) -> Success:
         """A decision that creates nothing; convergence steps still run."""
         return cls(result, control={"type": "decision", "outcome": "no_branches"})
 
     @classmethod
     def create_batches(
         cls, cursor_configs: Sequence[CursorConfig], *, result: Any = None
-    ) -> "Success":
+    ) -> Success:
         """A batchable step's plan: one batch worker per cursor."""
         cursors = list(cursor_configs)
         return cls(
@@ -63,7 +64,7 @@ class Success:
         )
 
     @classmethod
-    def no_batches(cls, *, result: Any = None) -> "Success":
+    def no_batches(cls, *, result: Any = None) -> Success:
         """A batchable step with nothing to process; convergence still runs."""
         return cls(result, control={"type": "batches", "outcome": "no_batches"})
 

@@ -12,6 +12,7 @@ always free for the next plain step.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import inspect
 import json
@@ -19,13 +20,16 @@ import logging
 import os
 import signal
 import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Union
+from typing import Any, Union
 
 from ._native import NativeWorker
 from .context import StepContext
 from .errors import PermanentError, StepError, WorkerError
-from .handlers import Registry, RegisteredHandler, default_registry
+from .handlers import RegisteredHandler, Registry, default_registry
 from .outcome import deliver, deliver_exception, failure_envelope, success_envelope
 
 __all__ = ["Worker"]
@@ -38,6 +42,25 @@ POLL_WAIT_MS = 1000
 SIGNAL_CHECK_MS = 100
 #: How often the event loop asks which of its handlers' attempts are over.
 ASYNC_CANCEL_CHECK_S = 0.05
+#: How long closing waits for handler threads to leave their poll loops.
+CLOSE_WAIT_S = 2.0
+#: How long interpreter exit waits for workers still running to drain.
+EXIT_DRAIN_S = 10.0
+
+#: Workers started and not yet stopped, stopped at interpreter exit so no
+#: thread is inside the native module while the interpreter finalizes.
+_RUNNING: weakref.WeakSet[Worker] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_running_workers() -> None:
+    workers = list(_RUNNING)
+    for worker in workers:
+        worker.request_stop()
+    deadline = time.monotonic() + EXIT_DRAIN_S
+    for worker in workers:
+        worker.stop(timeout=max(deadline - time.monotonic(), 0.0))
+
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -72,19 +95,19 @@ class Worker:
 
     def __init__(
         self,
-        registry: Optional[Registry] = None,
+        registry: Registry | None = None,
         *,
-        concurrency: Optional[int] = None,
-        namespaces: Optional[Iterable[str]] = None,
-        template_paths: Optional[Iterable[PathLike]] = None,
-        database_url: Optional[str] = None,
-        environment: Optional[str] = None,
-        config_dir: Optional[PathLike] = None,
-        config: Optional[Mapping[str, Any]] = None,
+        concurrency: int | None = None,
+        namespaces: Iterable[str] | None = None,
+        template_paths: Iterable[PathLike] | None = None,
+        database_url: str | None = None,
+        environment: str | None = None,
+        config_dir: PathLike | None = None,
+        config: Mapping[str, Any] | None = None,
         include_builtins: bool = False,
     ) -> None:
         self._registry = default_registry if registry is None else registry
-        overrides: Dict[str, Any] = dict(config or {})
+        overrides: dict[str, Any] = dict(config or {})
         if concurrency is not None:
             overrides["worker.concurrency"] = concurrency
         if namespaces is not None:
@@ -98,18 +121,18 @@ class Worker:
         self._config_dir = None if config_dir is None else str(config_dir)
         self._include_builtins = include_builtins
 
-        self._native: Optional[NativeWorker] = None
+        self._native: NativeWorker | None = None
         self._lock = threading.Lock()
-        self._in_flight: Set[int] = set()
-        self._threads: List[threading.Thread] = []
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._loop_thread: Optional[threading.Thread] = None
-        self._async_tasks: Dict[int, "asyncio.Task[None]"] = {}
+        self._in_flight: set[int] = set()
+        self._threads: list[threading.Thread] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._async_tasks: dict[int, asyncio.Task[None]] = {}
         self._stop_requested = threading.Event()
 
     # -- lifecycle -----------------------------------------------------------
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         """Starts the worker in the background and returns at once (after it
         connected and registered its templates).
 
@@ -134,7 +157,7 @@ class Worker:
                 pass  # signal handlers run between the waits
         self._close()
 
-    def stop(self, timeout: Optional[float] = None) -> bool:
+    def stop(self, timeout: float | None = None) -> bool:
         """Stops the worker: no new claims, running handlers finish (for up
         to ``worker.shutdown_timeout_ms``). Whether it stopped within
         ``timeout`` seconds (default: as long as that takes)."""
@@ -154,7 +177,7 @@ class Worker:
         if self._native is not None:
             self._native.stop()
 
-    def __enter__(self) -> "Worker":
+    def __enter__(self) -> Worker:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -172,12 +195,12 @@ class Worker:
         """The handlers this worker serves."""
         return self._registry
 
-    def status(self) -> Dict[str, Any]:
+    def status(self) -> dict[str, Any]:
         """State (``running`` / ``stopping`` / ``stopped``), id, concurrency,
         dispatches by state and totals (``dispatched``, ``completed``,
         ``refused`` — late results discarded —, ``abandoned``), and
         ``handlers_running`` (Python handlers that have not returned)."""
-        status: Dict[str, Any] = json.loads(self._native_worker().status_json())
+        status: dict[str, Any] = json.loads(self._native_worker().status_json())
         with self._lock:
             status["handlers_running"] = len(self._in_flight)
         return status
@@ -206,6 +229,7 @@ class Worker:
             include_builtins=self._include_builtins,
         )
         self._native = native
+        _RUNNING.add(self)
         if self._registry.has_async():
             loop = asyncio.new_event_loop()
             self._loop = loop
@@ -228,9 +252,13 @@ class Worker:
         )
 
     def _close(self) -> None:
-        """After the core stopped: let the threads notice and end the loop."""
+        """After the core stopped: let the threads notice and end the loop.
+        A thread still inside a handler (one that ignored its cancel flag)
+        is left behind; it is a daemon."""
+        _RUNNING.discard(self)
+        deadline = time.monotonic() + CLOSE_WAIT_S
         for thread in self._threads:
-            thread.join(1.0)
+            thread.join(max(deadline - time.monotonic(), 0.0))
         self._threads.clear()
         loop, self._loop = self._loop, None
         if loop is not None and not loop.is_closed():
@@ -247,12 +275,16 @@ class Worker:
             for dispatch_id, callable, context_json in batch:
                 self._dispatch(native, dispatch_id, callable, context_json)
 
-    def _dispatch(self, native: NativeWorker, dispatch_id: int, callable: str, context_json: str) -> None:
+    def _dispatch(
+        self, native: NativeWorker, dispatch_id: int, callable: str, context_json: str
+    ) -> None:
         with self._lock:
             self._in_flight.add(dispatch_id)
         try:
             ctx = StepContext(json.loads(context_json), native, dispatch_id)
-        except Exception as exc:  # a context this version cannot read: fail the step, not the worker
+        except (
+            Exception
+        ) as exc:  # a context this version cannot read: fail the step, not the worker
             with contextlib.suppress(WorkerError):
                 deliver_exception(native, dispatch_id, exc)
             self._release(dispatch_id)
@@ -280,7 +312,9 @@ class Worker:
         with self._lock:
             self._in_flight.discard(dispatch_id)
 
-    def _run_sync(self, native: NativeWorker, entry: RegisteredHandler, dispatch_id: int, ctx: StepContext) -> None:
+    def _run_sync(
+        self, native: NativeWorker, entry: RegisteredHandler, dispatch_id: int, ctx: StepContext
+    ) -> None:
         try:
             value = entry.run(ctx)
             if inspect.isawaitable(value):
@@ -312,7 +346,9 @@ class Worker:
     def _start_async(
         self, native: NativeWorker, entry: RegisteredHandler, dispatch_id: int, ctx: StepContext
     ) -> None:
-        task = asyncio.get_running_loop().create_task(self._run_async(native, entry, dispatch_id, ctx))
+        task = asyncio.get_running_loop().create_task(
+            self._run_async(native, entry, dispatch_id, ctx)
+        )
         self._async_tasks[dispatch_id] = task
 
     async def _run_async(
@@ -339,7 +375,7 @@ class Worker:
     async def _cancel_told_tasks(self, native: NativeWorker) -> None:
         """Cancels the tasks of handlers whose attempt is over (timeout,
         task cancelled, lease lost), as the Rust core drops its futures."""
-        cancelled: Set[int] = set()
+        cancelled: set[int] = set()
         while True:
             await asyncio.sleep(ASYNC_CANCEL_CHECK_S)
             cancelled &= set(self._async_tasks)
@@ -350,7 +386,9 @@ class Worker:
 
     # -- outcomes ------------------------------------------------------------
 
-    def _settle(self, native: NativeWorker, dispatch_id: int, ctx: StepContext, envelope: Dict[str, Any]) -> None:
+    def _settle(
+        self, native: NativeWorker, dispatch_id: int, ctx: StepContext, envelope: dict[str, Any]
+    ) -> None:
         try:
             accepted = deliver(native, dispatch_id, envelope)
         except WorkerError:
@@ -370,7 +408,9 @@ class Worker:
         if not accepted:
             self._log_refused(ctx)
 
-    def _give_back(self, native: NativeWorker, dispatch_id: int, ctx: StepContext, exc: BaseException) -> None:
+    def _give_back(
+        self, native: NativeWorker, dispatch_id: int, ctx: StepContext, exc: BaseException
+    ) -> None:
         log.warning(
             "%s in the handler of step %s (%s, attempt %s): stopping the worker; "
             "the step is given back and will be re-claimed",

@@ -10,23 +10,23 @@ import datetime
 import os
 import threading
 import time
-from typing import Any, Dict, List
+from typing import Any
 
 from tasker import Decision, PermanentError, RetryableError, StepContext, handler
 
 #: Steps that ran a handler that must never run.
-NEVER_RAN: List[str] = []
+NEVER_RAN: list[str] = []
 #: Set when `faults::overrun` saw its cancel flag.
 SAW_CANCEL = threading.Event()
 
 
 @handler("faults::noop")
-def noop(ctx: StepContext) -> Dict[str, Any]:
+def noop(ctx: StepContext) -> dict[str, Any]:
     return {}
 
 
 @handler("faults::flaky_once")
-def flaky_once(ctx: StepContext) -> Dict[str, Any]:
+def flaky_once(ctx: StepContext) -> dict[str, Any]:
     """Fails its first attempt, asking for a retry after 0.4 s."""
     if ctx.attempt == 1:
         raise RetryableError("upstream answered 503", retry_after=0.4, code="upstream_unavailable")
@@ -39,7 +39,7 @@ def decline(ctx: StepContext) -> None:
 
 
 @handler("faults::never_runs")
-def never_runs(ctx: StepContext) -> Dict[str, Any]:
+def never_runs(ctx: StepContext) -> dict[str, Any]:
     NEVER_RAN.append(ctx.step_uuid)
     return {"ran": True}
 
@@ -55,7 +55,7 @@ def boom(ctx: StepContext) -> int:
 
 
 @handler("faults::overrun")
-def overrun(ctx: StepContext) -> Dict[str, str]:
+def overrun(ctx: StepContext) -> dict[str, str]:
     """Runs past its timeout until it is told to stop."""
     deadline = time.monotonic() + 15
     while not ctx.is_cancelled():
@@ -67,7 +67,7 @@ def overrun(ctx: StepContext) -> Dict[str, str]:
 
 
 @handler("faults::nap")
-def nap(ctx: StepContext) -> Dict[str, Any]:
+def nap(ctx: StepContext) -> dict[str, Any]:
     """Sleeps `context.seconds` (or `first_attempt_seconds` on attempt 1)."""
     seconds = float(ctx.context.get("seconds", 0))
     if ctx.attempt == 1 and "first_attempt_seconds" in ctx.context:
@@ -77,7 +77,7 @@ def nap(ctx: StepContext) -> Dict[str, Any]:
 
 
 @handler("faults::not_json")
-def not_json(ctx: StepContext) -> Dict[str, Any]:
+def not_json(ctx: StepContext) -> dict[str, Any]:
     return {"when": datetime.datetime(2026, 12, 1, 12, 0)}
 
 
@@ -87,26 +87,26 @@ def bad_decision(ctx: StepContext) -> Any:
 
 
 @handler("faults::async_nap")
-async def async_nap(ctx: StepContext) -> Dict[str, float]:
+async def async_nap(ctx: StepContext) -> dict[str, float]:
     await asyncio.sleep(0.5)
     return {"slept": 0.5}
 
 
 @handler("faults::sync_nap")
-def sync_nap(ctx: StepContext) -> Dict[str, float]:
+def sync_nap(ctx: StepContext) -> dict[str, float]:
     time.sleep(0.5)
     return {"slept": 0.5}
 
 
 @handler("faults::async_overrun")
-async def async_overrun(ctx: StepContext) -> Dict[str, str]:
+async def async_overrun(ctx: StepContext) -> dict[str, str]:
     """Awaits far past its timeout: the worker cancels its task."""
     await asyncio.sleep(60)
     return {"too": "late"}
 
 
 @handler("faults::interrupt_once")
-def interrupt_once(ctx: StepContext) -> Dict[str, int]:
+def interrupt_once(ctx: StepContext) -> dict[str, int]:
     """Raises KeyboardInterrupt on its first attempt (as Ctrl-C in a handler would)."""
     if ctx.attempt == 1:
         raise KeyboardInterrupt
