@@ -4,13 +4,12 @@ use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use tasker_config::ConfigLoader;
 use tasker_types::outcome::Checkpoint;
 use tasker_types::outcome::StepOutcome;
 use tasker_worker::HandlerRegistry;
 use tasker_worker::dispatch::{
     DispatchError, DispatchId, EmbeddedWorker, EmbeddedWorkerOptions, exception_outcome,
-    invalid_result_outcome, parse_outcome,
+    init_logging, invalid_result_outcome, load_config, parse_outcome,
 };
 
 use crate::errors::{CheckpointRefused, ConfigError, WorkerError, to_py};
@@ -43,25 +42,7 @@ impl NativeWorker {
         overrides_json: &str,
         include_builtins: bool,
     ) -> PyResult<Self> {
-        let mut loader = ConfigLoader::new();
-        if let Some(environment) = environment {
-            loader = loader.environment(environment);
-        }
-        if let Some(dir) = config_dir {
-            loader = loader.config_dir(dir);
-        }
-        let overrides: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(overrides_json).map_err(|e| {
-                ConfigError::new_err(format!("overrides are not a JSON object: {e}"))
-            })?;
-        for (key, value) in overrides {
-            let value = toml::Value::try_from(&value).map_err(|e| {
-                ConfigError::new_err(format!("{key}: {value} is not a configuration value: {e}"))
-            })?;
-            loader = loader.set(key, value);
-        }
-        let config = loader
-            .load()
+        let config = load_config(environment.as_deref(), config_dir.as_deref(), overrides_json)
             .map_err(|e| ConfigError::new_err(e.to_string()))?;
         init_logging(&config.telemetry.log_level);
         let rust_handlers = if include_builtins {
@@ -236,15 +217,4 @@ impl NativeWorker {
             Err(err) => Err(to_py(err)),
         }
     }
-}
-
-/// Sends the Rust side's logs to stderr, filtered by `RUST_LOG` or the
-/// configured level; the first worker of the process installs it.
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

@@ -38,7 +38,7 @@ import tasker  # noqa: E402
 import examples.all  # noqa: E402,F401  (registers every example handler)
 import tests.apps.faults  # noqa: E402,F401  (registers the test handlers)
 
-TEMPLATES = [REPO / "config" / "tasks", PYTHON_WORKER / "tests" / "templates"]
+TEMPLATES = [REPO / "config" / "tasks", REPO / "workers" / "tests" / "templates"]
 SAMPLE_CSV = REPO / "workers" / "rust" / "data" / "products.csv"
 _COUNTER = itertools.count()
 
@@ -195,7 +195,7 @@ def client(server: Server) -> tasker.Client:
 def start_worker(server: Server) -> Iterator[Any]:
     """``start_worker(**options)``: a Python worker in this process (all
     registered handlers, every template of ``config/tasks`` and
-    ``tests/templates``), stopped at the end of the test."""
+    ``workers/tests/templates``), stopped at the end of the test."""
     workers: list[tasker.Worker] = []
 
     def start(**options: Any) -> tasker.Worker:

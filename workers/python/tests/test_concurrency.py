@@ -23,7 +23,7 @@ def test_eight_half_second_handlers_finish_together(
     client: tasker.Client, start_worker: Any, kind: str
 ) -> None:
     start_worker(concurrency=8)
-    task = client.create_task("pytest_faults", f"{kind}_naps", {})
+    task = client.create_task("worker_faults", f"{kind}_naps", {})
     done = client.wait(task["task_uuid"], timeout=30)
     assert done["state"] == "complete"
     assert all(step["results"] == {"slept": 0.5} for step in done["steps"])

@@ -14,7 +14,7 @@ from .support import eventually, steps_by_name
 
 
 def run(
-    client: tasker.Client, name: str, context: Any = None, namespace: str = "pytest_faults"
+    client: tasker.Client, name: str, context: Any = None, namespace: str = "worker_faults"
 ) -> dict[str, Any]:
     task = client.create_task(namespace, name, context or {})
     return client.wait(task["task_uuid"], timeout=60)
@@ -121,8 +121,8 @@ def test_a_decision_naming_an_unknown_step_fails_the_decision(
 def test_a_callable_nobody_registered_is_a_step_error(
     client: tasker.Client, start_worker: Any
 ) -> None:
-    worker = start_worker(namespaces=["pytest_unregistered", "linear_workflow"])
-    done = run(client, "unregistered", namespace="pytest_unregistered")
+    worker = start_worker(namespaces=["worker_unregistered", "linear_workflow"])
+    done = run(client, "unregistered", namespace="worker_unregistered")
     assert done["state"] == "error"
     error = steps_by_name(done)["orphan"]["last_error"]
     assert error["error_type"] == "handler_not_found"

@@ -19,7 +19,7 @@ def test_a_killed_workers_step_is_finished_by_another(
 ) -> None:
     doomed = spawn_worker("--concurrency", "2")
     doomed.wait_for("python worker running")
-    task = client.create_task("pytest_faults", "nap", {"first_attempt_seconds": 60, "seconds": 0})
+    task = client.create_task("worker_faults", "nap", {"first_attempt_seconds": 60, "seconds": 0})
     step_in_state(client, task["task_uuid"], "nap", "in_progress")
     doomed.kill()  # SIGKILL mid-handler: no chance to clean up
 
@@ -38,7 +38,7 @@ def test_a_stop_signal_drains_running_handlers(
 ) -> None:
     process = spawn_worker("--concurrency", "2")
     process.wait_for("python worker running")
-    task = client.create_task("pytest_faults", "nap", {"seconds": 1.5})
+    task = client.create_task("worker_faults", "nap", {"seconds": 1.5})
     step_in_state(client, task["task_uuid"], "nap", "in_progress")
     process.signal(sig)
     assert process.wait(30) == 0, process.output()
@@ -57,7 +57,7 @@ def test_ctrl_c_inside_a_handler_stops_the_worker_and_gives_the_step_back(
 ) -> None:
     process = spawn_worker()
     process.wait_for("python worker running")
-    task = client.create_task("pytest_faults", "interrupt", {})
+    task = client.create_task("worker_faults", "interrupt", {})
     assert process.wait(30) == 0, process.output()
     assert "KeyboardInterrupt in the handler" in process.output()
     step = steps_by_name(client.get_task(task["task_uuid"]))["interrupt"]

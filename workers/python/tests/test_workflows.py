@@ -166,7 +166,7 @@ def test_rust_built_ins_and_python_handlers_share_one_worker(
     client: tasker.Client, start_worker: Any
 ) -> None:
     start_worker(include_builtins=True)
-    done = run(client, "pytest_mixed", "rust_and_python", {"value": 2})
+    done = run(client, "worker_mixed", "rust_and_python", {"value": 2})
     assert done["state"] == "complete", done
     steps = steps_by_name(done)
     assert steps["seed"]["results"] == {"value": 7}, "tasker::math ran in Rust"

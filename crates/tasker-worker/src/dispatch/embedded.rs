@@ -324,10 +324,25 @@ impl EmbeddedWorker {
     /// # Errors
     /// [`DispatchError::Forked`] in a forked child.
     pub fn wait_stopped_blocking(&self, timeout: Duration) -> Result<bool, DispatchError> {
+        self.wait_stopped_blocking_until(timeout, &CancellationToken::new())
+    }
+
+    /// [`EmbeddedWorker::wait_stopped_blocking`] that also returns (with
+    /// `false`, unless stopped) as soon as `interrupt` is cancelled.
+    ///
+    /// # Errors
+    /// [`DispatchError::Forked`] in a forked child.
+    pub fn wait_stopped_blocking_until(
+        &self,
+        timeout: Duration,
+        interrupt: &CancellationToken,
+    ) -> Result<bool, DispatchError> {
         self.block_on(async {
-            tokio::time::timeout(timeout, self.finished.cancelled())
-                .await
-                .is_ok()
+            tokio::select! {
+                () = self.finished.cancelled() => true,
+                () = tokio::time::sleep(timeout) => self.finished.is_cancelled(),
+                () = interrupt.cancelled() => self.finished.is_cancelled(),
+            }
         })
     }
 

@@ -34,12 +34,14 @@
 //! a failure live here too ([`exception_outcome`], [`invalid_result_outcome`],
 //! [`parse_outcome`]), so every language fails the same way.
 
+mod bootstrap;
 mod embedded;
 mod error;
 mod foreign;
 mod hub;
 mod outcomes;
 
+pub use bootstrap::{init_logging, load_config};
 pub use embedded::{EmbeddedWorker, EmbeddedWorkerOptions, WorkerState, WorkerStatus};
 pub use error::DispatchError;
 pub use hub::{Dispatch, DispatchId};

@@ -1,6 +1,6 @@
 """Handlers that misbehave on purpose, for the end-to-end tests of retries,
 failures, timeouts, crashes, shutdown and bad input (templates in
-``tests/templates``). In-process tests read what they did from the
+``workers/tests/templates``). In-process tests read what they did from the
 module-level records below."""
 
 from __future__ import annotations

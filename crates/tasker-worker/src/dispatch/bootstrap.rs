@@ -1,0 +1,72 @@
+//! What every binding does first: load the configuration with the host's
+//! keyword options on top, and send the core's logs somewhere.
+
+use tasker_config::{ConfigError, ConfigLoader, TaskerConfig};
+
+/// Loads configuration the way every Tasker process does (TOML layers,
+/// `TASKER_ENV`, `TASKER_CONFIG_DIR`, `${VAR}`s), with `environment` and
+/// `config_dir` in place of those variables when given, and then the
+/// host's keyword options: `overrides_json` is a JSON object of dotted keys
+/// (`{"worker.concurrency": 8, "database.url": "…"}`), validated like a file.
+///
+/// # Errors
+/// [`ConfigError`] naming the key at fault, or saying the overrides are not
+/// a JSON object of TOML-representable values.
+pub fn load_config(
+    environment: Option<&str>,
+    config_dir: Option<&str>,
+    overrides_json: &str,
+) -> Result<TaskerConfig, ConfigError> {
+    let mut loader = ConfigLoader::new();
+    if let Some(environment) = environment {
+        loader = loader.environment(environment);
+    }
+    if let Some(dir) = config_dir {
+        loader = loader.config_dir(dir);
+    }
+    let overrides: serde_json::Map<String, serde_json::Value> = serde_json::from_str(overrides_json)
+        .map_err(|e| ConfigError::Shape {
+            key: "(options)".to_owned(),
+            message: format!("not a JSON object of settings: {e}"),
+        })?;
+    for (key, value) in overrides {
+        let value = toml::Value::try_from(&value).map_err(|e| ConfigError::Shape {
+            key: key.clone(),
+            message: format!("{value} is not a configuration value: {e}"),
+        })?;
+        loader = loader.set(key, value);
+    }
+    loader.load()
+}
+
+/// Sends the core's logs to stderr, filtered by `RUST_LOG` or `level`; the
+/// first call in a process installs the subscriber, later ones do nothing.
+pub fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_land_on_their_keys_and_bad_ones_are_named() {
+        let config = load_config(
+            Some("test"),
+            None,
+            r#"{"worker.concurrency": 3, "database.url": "postgresql://h/db"}"#,
+        )
+        .unwrap();
+        assert_eq!(config.worker.concurrency.get(), 3);
+        assert_eq!(config.database.url, "postgresql://h/db");
+        let err = load_config(Some("test"), None, r#"{"worker.concurrency": null}"#).unwrap_err();
+        assert!(err.to_string().starts_with("worker.concurrency"), "{err}");
+        let err = load_config(Some("test"), None, "[1]").unwrap_err();
+        assert!(err.to_string().contains("not a JSON object"), "{err}");
+    }
+}
