@@ -254,8 +254,13 @@ impl DispatchHub {
             .slots
             .remove(&id)
             .ok_or(DispatchError::Unknown(id))?;
+        // The runtime flips the attempt's cancel flag the moment it decides
+        // the attempt is over (timeout, cancellation, lost lease), before
+        // the executor lets go of the slot: a completion after that moment
+        // is late even if the slot has not been told yet.
+        let over = slot.ctx.cancellation().is_cancelled();
         match slot.state {
-            SlotState::Queued(reply) | SlotState::Running(reply) => {
+            SlotState::Queued(reply) | SlotState::Running(reply) if !over => {
                 if reply.send(outcome).is_ok() {
                     self.completed.fetch_add(1, Ordering::Relaxed);
                     Ok(())
@@ -266,7 +271,7 @@ impl DispatchHub {
                 }
             }
             // Dropping the slot frees the attempt's concurrency slot.
-            SlotState::Ended { .. } => {
+            _ => {
                 self.refused.fetch_add(1, Ordering::Relaxed);
                 Err(DispatchError::Expired(id))
             }
@@ -484,6 +489,24 @@ mod tests {
         linger.await.unwrap_err(); // the sender was dropped: the slot is free
         assert_eq!(hub.counts().refused, 1);
         assert_eq!(hub.slot_counts(), SlotCounts::default());
+    }
+
+    #[tokio::test]
+    async fn a_completion_after_the_cancel_flag_is_refused_even_before_the_slot_is_told() {
+        let hub = DispatchHub::new(8);
+        let (reply, outcome) = oneshot::channel();
+        let context = ctx("raced");
+        let id = hub.submit("tests::noop", context.clone(), reply).unwrap();
+        hub.poll(1, Duration::ZERO).await.unwrap();
+        // The executor has decided (flag flipped) but its future is not yet
+        // dropped: the receiver is still alive.
+        context.cancellation().cancel();
+        assert!(matches!(
+            hub.complete(id, StepOutcome::success(json!({}))),
+            Err(DispatchError::Expired(_))
+        ));
+        drop(outcome);
+        assert_eq!(hub.counts().refused, 1);
     }
 
     #[tokio::test]
