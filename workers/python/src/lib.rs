@@ -14,11 +14,7 @@ use tasker_types::state::TaskState;
 /// The task states from which a task does not move on by itself.
 #[pyfunction]
 fn terminal_task_states() -> Vec<&'static str> {
-    TaskState::ALL
-        .into_iter()
-        .filter(|s| s.is_terminal())
-        .map(TaskState::as_str)
-        .collect()
+    TaskState::terminal_names()
 }
 
 /// The module.

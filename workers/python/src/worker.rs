@@ -6,10 +6,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use tasker_types::outcome::Checkpoint;
 use tasker_types::outcome::StepOutcome;
-use tasker_worker::HandlerRegistry;
 use tasker_worker::dispatch::{
-    DispatchError, DispatchId, EmbeddedWorker, EmbeddedWorkerOptions, exception_outcome,
-    init_logging, invalid_result_outcome, load_config, parse_outcome,
+    DispatchError, DispatchId, EmbeddedWorker, HostOptions, exception_outcome,
+    invalid_result_outcome, parse_outcome, prepare,
 };
 
 use crate::errors::{CheckpointRefused, ConfigError, WorkerError, to_py};
@@ -42,19 +41,14 @@ impl NativeWorker {
         overrides_json: &str,
         include_builtins: bool,
     ) -> PyResult<Self> {
-        let config = load_config(environment.as_deref(), config_dir.as_deref(), overrides_json)
-            .map_err(|e| ConfigError::new_err(e.to_string()))?;
-        init_logging(&config.telemetry.log_level);
-        let rust_handlers = if include_builtins {
-            HandlerRegistry::with_builtins()
-        } else {
-            HandlerRegistry::new()
-        };
-        let options = EmbeddedWorkerOptions {
-            config,
+        let options = prepare(HostOptions {
+            environment: environment.as_deref(),
+            config_dir: config_dir.as_deref(),
+            overrides_json,
             callables,
-            rust_handlers,
-        };
+            include_builtins,
+        })
+        .map_err(|e| ConfigError::new_err(e.to_string()))?;
         let inner = py
             .detach(|| EmbeddedWorker::start(options))
             .map_err(to_py)?;

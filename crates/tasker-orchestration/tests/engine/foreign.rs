@@ -548,3 +548,41 @@ steps:
     assert_eq!(error_type(&garbage), "invalid_result");
     foreign.stop().await;
 }
+
+#[tokio::test]
+async fn an_interrupt_ends_a_blocking_wait_early() {
+    let stack = Stack::new().await;
+    let foreign = Foreign::start(
+        &stack,
+        &[],
+        vec![("examples::square", square())],
+        HandlerRegistry::new(),
+    )
+    .await;
+    let worker = foreign.worker.clone();
+    let waited = tokio::task::spawn_blocking(move || {
+        let interrupt = tokio_util::sync::CancellationToken::new();
+        let canceller = std::thread::spawn({
+            let interrupt = interrupt.clone();
+            move || {
+                std::thread::sleep(Duration::from_millis(100));
+                interrupt.cancel();
+            }
+        });
+        let started = Instant::now();
+        let polled = worker
+            .poll_blocking_until(1, Duration::from_secs(30), &interrupt)
+            .unwrap();
+        let stopped = worker
+            .wait_stopped_blocking_until(Duration::from_secs(30), &interrupt)
+            .unwrap();
+        canceller.join().unwrap();
+        (polled.len(), stopped, started.elapsed())
+    })
+    .await
+    .unwrap();
+    assert_eq!(waited.0, 0, "nothing was dispatched");
+    assert!(!waited.1, "the worker is still running");
+    assert!(waited.2 < Duration::from_secs(10), "took {:?}", waited.2);
+    foreign.stop().await;
+}

@@ -120,6 +120,16 @@ impl TaskState {
         }
     }
 
+    /// The names of the terminal states, in the order of SPEC §3 (what
+    /// clients waiting for a task stop at).
+    pub fn terminal_names() -> Vec<&'static str> {
+        Self::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .map(Self::as_str)
+            .collect()
+    }
+
     /// Whether the task has finished (successfully or not). `error` is
     /// terminal even though an operator may reopen it.
     pub const fn is_terminal(self) -> bool {

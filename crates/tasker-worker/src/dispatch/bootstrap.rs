@@ -3,6 +3,50 @@
 
 use tasker_config::{ConfigError, ConfigLoader, TaskerConfig};
 
+use super::embedded::EmbeddedWorkerOptions;
+use crate::registry::HandlerRegistry;
+
+/// A binding's start options as they arrive from its host language.
+#[derive(Debug)]
+pub struct HostOptions<'a> {
+    /// The configuration environment, instead of `TASKER_ENV`.
+    pub environment: Option<&'a str>,
+    /// A directory of TOML overrides, instead of `TASKER_CONFIG_DIR`.
+    pub config_dir: Option<&'a str>,
+    /// The host's keyword options as a JSON object of dotted keys.
+    pub overrides_json: &'a str,
+    /// The callables the host has handlers for.
+    pub callables: Vec<String>,
+    /// Also serve Rust's built-in `tasker::*` handlers.
+    pub include_builtins: bool,
+}
+
+/// Everything a binding does before [`super::EmbeddedWorker::start`]: loads
+/// the configuration ([`load_config`]), sends logs to stderr at its level
+/// ([`init_logging`]), and picks the Rust handlers to serve beside the
+/// host's.
+///
+/// # Errors
+/// [`ConfigError`] naming the key at fault.
+pub fn prepare(options: HostOptions<'_>) -> Result<EmbeddedWorkerOptions, ConfigError> {
+    let config = load_config(
+        options.environment,
+        options.config_dir,
+        options.overrides_json,
+    )?;
+    init_logging(&config.telemetry.log_level);
+    let rust_handlers = if options.include_builtins {
+        HandlerRegistry::with_builtins()
+    } else {
+        HandlerRegistry::new()
+    };
+    Ok(EmbeddedWorkerOptions {
+        config,
+        callables: options.callables,
+        rust_handlers,
+    })
+}
+
 /// Loads configuration the way every Tasker process does (TOML layers,
 /// `TASKER_ENV`, `TASKER_CONFIG_DIR`, `${VAR}`s), with `environment` and
 /// `config_dir` in place of those variables when given, and then the
@@ -24,8 +68,8 @@ pub fn load_config(
     if let Some(dir) = config_dir {
         loader = loader.config_dir(dir);
     }
-    let overrides: serde_json::Map<String, serde_json::Value> = serde_json::from_str(overrides_json)
-        .map_err(|e| ConfigError::Shape {
+    let overrides: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(overrides_json).map_err(|e| ConfigError::Shape {
             key: "(options)".to_owned(),
             message: format!("not a JSON object of settings: {e}"),
         })?;

@@ -228,6 +228,26 @@ impl EmbeddedWorker {
         self.block_on(self.hub.poll(max, wait))?
     }
 
+    /// [`EmbeddedWorker::poll_blocking`] that also returns (empty) as soon as
+    /// `interrupt` is cancelled — for an interpreter that unblocks a waiting
+    /// thread to deliver a signal (Ruby's unblocking function).
+    ///
+    /// # Errors
+    /// As [`EmbeddedWorker::poll`].
+    pub fn poll_blocking_until(
+        &self,
+        max: usize,
+        wait: Duration,
+        interrupt: &CancellationToken,
+    ) -> Result<Vec<Dispatch>, DispatchError> {
+        self.block_on(async {
+            tokio::select! {
+                polled = self.hub.poll(max, wait) => polled,
+                () = interrupt.cancelled() => Ok(Vec::new()),
+            }
+        })?
+    }
+
     /// Hands back the outcome of dispatch `id`; the runtime validates it
     /// (`result_schema`) and writes it, batched and fenced by the attempt.
     ///

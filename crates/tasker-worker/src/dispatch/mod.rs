@@ -41,7 +41,7 @@ mod foreign;
 mod hub;
 mod outcomes;
 
-pub use bootstrap::{init_logging, load_config};
+pub use bootstrap::{HostOptions, init_logging, load_config, prepare};
 pub use embedded::{EmbeddedWorker, EmbeddedWorkerOptions, WorkerState, WorkerStatus};
 pub use error::DispatchError;
 pub use hub::{Dispatch, DispatchId};
