@@ -1,0 +1,22 @@
+# frozen_string_literal: true
+
+# `gem install` entry point: writes a Makefile whose build is cargo's, so the
+# gem installs from source without rubygems.org (no rb_sys gem needed).
+require "rbconfig"
+
+root = File.expand_path("../../../..", __dir__)
+profile = ENV.fetch("PROFILE", "release")
+target_dir = ENV.fetch("CARGO_TARGET_DIR", File.join(root, "target"))
+built = File.join(target_dir, profile == "dev" ? "debug" : profile, "libtasker_native.so")
+dlext = RbConfig::CONFIG["DLEXT"]
+
+File.write("Makefile", <<~MAKE)
+  all:
+  \tcargo build --manifest-path #{root}/Cargo.toml -p tasker-ruby --features extension --profile #{profile}
+  \tcp #{built} tasker_native.#{dlext}
+  install: all
+  \tmkdir -p $(DESTDIR)$(sitearchdir)/tasker
+  \tcp tasker_native.#{dlext} $(DESTDIR)$(sitearchdir)/tasker/
+  clean:
+  \trm -f tasker_native.#{dlext}
+MAKE
