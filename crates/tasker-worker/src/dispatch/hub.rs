@@ -115,8 +115,8 @@ pub(crate) struct DispatchHub {
     /// Most dispatches queued at once: each running executor queues at most
     /// one, and one whose attempt ends while queued leaves the queue.
     capacity: usize,
-    /// Wakes one waiting poller per dispatch queued (pollers wait on it
-    /// together, so no poller hands a lock to the next).
+    /// Wakes one waiting poller per dispatch queued, newest waiter first
+    /// (pollers wait on it together, so no poller hands a lock to the next).
     available: Notify,
     /// Cancelled when the worker has stopped: no dispatch will follow.
     stopped: CancellationToken,
@@ -176,7 +176,9 @@ impl DispatchHub {
             );
             state.queue.push_back(id);
         }
-        self.available.notify_one();
+        // The poller that most recently started waiting — a thread that just
+        // finished a step, its caches still warm — takes the next one.
+        self.available.notify_last();
         Ok(id)
     }
 
