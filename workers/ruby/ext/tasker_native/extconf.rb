@@ -4,7 +4,13 @@
 # gem installs from source without rubygems.org (no rb_sys gem needed).
 require "rbconfig"
 
-root = File.expand_path("../../../..", __dir__)
+# The Tasker checkout whose workspace builds the extension: this gem's own
+# (when installed from the repository) or TASKER_SOURCE_DIR.
+root = ENV.fetch("TASKER_SOURCE_DIR") { File.expand_path("../../../..", __dir__) }
+unless File.exist?(File.join(root, "workers", "ruby", "Cargo.toml"))
+  abort "tasker: the native extension builds from a Tasker checkout; set TASKER_SOURCE_DIR to one " \
+        "(not found at #{root})"
+end
 profile = ENV.fetch("PROFILE", "release")
 target_dir = ENV.fetch("CARGO_TARGET_DIR", File.join(root, "target"))
 built = File.join(target_dir, profile == "dev" ? "debug" : profile, "libtasker_native.so")
