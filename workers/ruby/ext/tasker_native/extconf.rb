@@ -15,14 +15,17 @@ profile = ENV.fetch("PROFILE", "release")
 target_dir = ENV.fetch("CARGO_TARGET_DIR", File.join(root, "target"))
 built = File.join(target_dir, profile == "dev" ? "debug" : profile, "libtasker_native.so")
 dlext = RbConfig::CONFIG["DLEXT"]
+# Where the extension goes: rubygems points sitearchdir at the gem's
+# extension directory (through the siteconf it loads before this file).
+sitearchdir = RbConfig::CONFIG["sitearchdir"]
 
 File.write("Makefile", <<~MAKE)
   all:
   \tcargo build --manifest-path #{root}/Cargo.toml -p tasker-ruby --features extension --profile #{profile}
   \tcp #{built} tasker_native.#{dlext}
   install: all
-  \tmkdir -p $(DESTDIR)$(sitearchdir)/tasker
-  \tcp tasker_native.#{dlext} $(DESTDIR)$(sitearchdir)/tasker/
+  \tmkdir -p $(DESTDIR)#{sitearchdir}/tasker
+  \tcp tasker_native.#{dlext} $(DESTDIR)#{sitearchdir}/tasker/
   clean:
   \trm -f tasker_native.#{dlext}
 MAKE
