@@ -261,24 +261,44 @@ fn decode(
     })
 }
 
-/// Every handler callable each namespace's registered templates use (all
-/// versions), so a worker can tell which namespaces it can fully serve.
+/// The callables of one worker pool of a namespace, over every registered
+/// template version: what a worker needs to serve that pool's queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolCallables {
+    /// The namespace.
+    pub namespace: String,
+    /// The pool; `None` is the namespace's default pool.
+    pub pool: Option<String>,
+    /// Every callable the pool's steps name, sorted.
+    pub callables: Vec<String>,
+}
+
+/// Every handler callable each worker pool of each namespace uses (all
+/// template versions), so a worker can tell which pools it can fully serve.
 ///
 /// # Errors
 /// [`DbError`] on database failure.
-pub async fn callables_by_namespace(
+pub async fn callables_by_pool(
     executor: impl PgExecutor<'_>,
-) -> Result<Vec<(String, Vec<String>)>, DbError> {
+) -> Result<Vec<PoolCallables>, DbError> {
     let rows = sqlx::query!(
         r#"SELECT t.namespace AS "namespace!",
-                  array_agg(DISTINCT s.step -> 'handler' ->> 'callable') AS "callables!: Vec<String>"
+                  s.step ->> 'pool' AS pool,
+                  array_agg(DISTINCT s.step -> 'handler' ->> 'callable'
+                            ORDER BY s.step -> 'handler' ->> 'callable')
+                      AS "callables!: Vec<String>"
            FROM tasker.named_tasks t, jsonb_array_elements(t.template -> 'steps') AS s(step)
-           GROUP BY t.namespace ORDER BY t.namespace"#
+           GROUP BY t.namespace, s.step ->> 'pool'
+           ORDER BY t.namespace, s.step ->> 'pool' NULLS FIRST"#
     )
     .fetch_all(executor)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| (r.namespace, r.callables))
+        .map(|r| PoolCallables {
+            namespace: r.namespace,
+            pool: r.pool,
+            callables: r.callables,
+        })
         .collect())
 }

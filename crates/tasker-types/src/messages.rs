@@ -7,7 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CorrelationId, StepUuid, TaskUuid};
-use crate::names::is_valid_namespace;
+use crate::names::{is_valid_namespace, is_valid_pool};
 
 /// A validated queue name (`[a-z0-9_]`, at most 47 characters, PGMQ's limit).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -57,6 +57,25 @@ impl QueueName {
             return Err(InvalidQueueName(format!("worker_{namespace}_queue")));
         }
         Self::new(format!("worker_{namespace}_queue"))
+    }
+
+    /// The queue of one worker pool of a namespace: the default pool's is
+    /// [`QueueName::worker`], a named pool's `worker_<namespace>__<pool>`
+    /// (the double underscore keeps `("a_b", None)`, `("a", Some("b"))` and
+    /// `("a_b", Some("c"))` apart; see [`crate::names::is_valid_pool`]).
+    ///
+    /// # Errors
+    /// [`InvalidQueueName`] when `namespace` or `pool` breaks its rule, or
+    /// the name would be longer than [`QueueName::MAX_LEN`].
+    pub fn worker_pool(namespace: &str, pool: Option<&str>) -> Result<Self, InvalidQueueName> {
+        let Some(pool) = pool else {
+            return Self::worker(namespace);
+        };
+        let name = format!("worker_{namespace}__{pool}");
+        if !is_valid_namespace(namespace) || !is_valid_pool(pool) {
+            return Err(InvalidQueueName(name));
+        }
+        Self::new(name)
     }
 
     /// `<namespace>_domain_events`: durable domain events (SPEC §4.9).
@@ -186,6 +205,39 @@ mod tests {
         assert!(QueueName::worker("Bad-Name").is_err());
         assert!(QueueName::new("x".repeat(48)).is_err());
         assert!(QueueName::new("a;drop table").is_err());
+    }
+
+    #[test]
+    fn pool_queues_never_collide_with_each_other_or_default_queues() {
+        assert_eq!(
+            QueueName::worker_pool("payments", None).unwrap(),
+            QueueName::worker("payments").unwrap()
+        );
+        assert_eq!(
+            QueueName::worker_pool("payments", Some("python"))
+                .unwrap()
+                .as_str(),
+            "worker_payments__python"
+        );
+        // Every (namespace, pool) pair over a small alphabet maps to its own queue.
+        let words = [
+            "a", "b", "a_b", "b_a", "a_", "_a", "a__b", "queue", "a_queue", "q",
+        ];
+        let mut seen = std::collections::HashMap::new();
+        for namespace in words {
+            for pool in std::iter::once(None).chain(words.iter().map(|w| Some(*w))) {
+                if let Ok(queue) = QueueName::worker_pool(namespace, pool) {
+                    let other = seen.insert(queue.clone(), (namespace, pool));
+                    assert!(
+                        other.is_none(),
+                        "{queue}: {other:?} and {:?}",
+                        (namespace, pool)
+                    );
+                }
+            }
+        }
+        assert!(QueueName::worker_pool("payments", Some("queue")).is_err());
+        assert!(QueueName::worker_pool("payments", Some("x".repeat(31).as_str())).is_err());
     }
 
     #[test]

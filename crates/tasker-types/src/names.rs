@@ -23,6 +23,27 @@ pub fn is_valid_identifier(s: &str) -> bool {
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// Whether `s` is a valid worker pool name (SPEC §7, routing by step):
+/// `[a-z0-9_]`, starting and ending with a letter or digit, with no `__`
+/// and not `queue` or ending in `_queue`. The rule keeps every pool queue
+/// (`worker_<namespace>__<pool>`) distinct from every other pool queue and
+/// from every default queue (`worker_<namespace>_queue`): a pool cannot
+/// start with `_` or hold `__`, so the last `__` of a queue name is where
+/// its pool starts, and no pool queue ends in `_queue`.
+pub fn is_valid_pool(s: &str) -> bool {
+    let edge = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    edge(s.bytes().next())
+        && edge(s.bytes().last())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !s.contains("__")
+        && s != "queue"
+        && !s.ends_with("_queue")
+}
+
+/// Describes the pool rule, for error messages.
+pub const POOL_RULE: &str = "a-z, 0-9 and single _ between them, not `queue` or ending in `_queue`";
+
 /// Describes the namespace rule, for error messages.
 pub const NAMESPACE_RULE: &str = "1 to 29 characters from a-z, 0-9 and _";
 /// Describes the identifier rule, for error messages.
@@ -48,6 +69,35 @@ mod tests {
             "a;drop",
         ] {
             assert!(!is_valid_namespace(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pools_are_words_that_cannot_look_like_another_queue() {
+        for ok in [
+            "python",
+            "gpu",
+            "ruby_3",
+            "a",
+            "0",
+            "my_queues",
+            "queue_x",
+            "myqueue",
+        ] {
+            assert!(is_valid_pool(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "_py",
+            "py_",
+            "py__thon",
+            "Python",
+            "py-thon",
+            "queue",
+            "slow_queue",
+            "ü",
+        ] {
+            assert!(!is_valid_pool(bad), "{bad}");
         }
     }
 

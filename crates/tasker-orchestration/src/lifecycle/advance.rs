@@ -39,6 +39,8 @@ pub(crate) async fn advance(
         by_task.entry(node.task_uuid).or_default().push(node);
     }
     let mut to_enqueue: Vec<(StepUuid, StepState)> = Vec::new();
+    // Where each step to enqueue goes: its template step's pool's queue.
+    let mut queue_of: HashMap<StepUuid, QueueName> = HashMap::new();
     let mut paths: Vec<(TaskUuid, TaskState, Vec<TaskEvent>)> = Vec::new();
     for task_row in tasks {
         let mut nodes = by_task.remove(&task_row.task_uuid).unwrap_or_default();
@@ -48,6 +50,12 @@ pub(crate) async fn advance(
         let template = shared.template(task_row.named_task_uuid).await?;
         let views = views(&template, &nodes);
         let planned = plan(task_row.state, &views, now);
+        for &i in &planned.ready {
+            let queue = template
+                .step_queue(&nodes[i].template_step)
+                .map_err(|e| OrchestrationError::Corrupt(e.to_string()))?;
+            queue_of.insert(nodes[i].workflow_step_uuid, queue);
+        }
         to_enqueue.extend(
             planned
                 .ready
@@ -64,14 +72,15 @@ pub(crate) async fn advance(
         let Some(task_row) = graph.get(step).and_then(|n| live.get(&n.task_uuid)) else {
             continue;
         };
-        let queue = QueueName::worker(&task_row.namespace)
-            .map_err(|e| OrchestrationError::Corrupt(e.to_string()))?;
+        let Some(queue) = queue_of.get(step) else {
+            continue;
+        };
         let pointer = StepMessage {
             task_uuid: task_row.task_uuid,
             step_uuid: *step,
             correlation_id: task_row.correlation_id,
         };
-        out.send(&queue, to_json(&pointer)?);
+        out.send(queue, to_json(&pointer)?);
     }
     report.enqueued += enqueued.len();
     metrics::counter!("tasker_steps_enqueued_total").increment(enqueued.len() as u64);

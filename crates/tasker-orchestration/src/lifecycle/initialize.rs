@@ -9,7 +9,7 @@ use chrono::Utc;
 use tasker_db::named_task::{self, RegisteredTemplate};
 use tasker_db::task::{self, NewTask, TaskRow, TaskStart};
 use tasker_types::api::TaskRequest;
-use tasker_types::messages::{QueueName, StepMessage};
+use tasker_types::messages::StepMessage;
 use tasker_types::state::{StepState, TaskState};
 
 use super::outgoing::{Outgoing, to_json};
@@ -49,9 +49,14 @@ pub(crate) async fn create_task(
             return Err(OrchestrationError::InvalidContext { violations });
         }
     }
-    let worker_queue = QueueName::worker(&template.template.namespace_name)
+    // Each step goes to its pool's queue (routing by step).
+    let worker_queues = template
+        .template
+        .queues()
         .map_err(|e| OrchestrationError::Corrupt(e.to_string()))?;
-    shared.ensure_queue(&worker_queue).await?;
+    for queue in worker_queues.keys() {
+        shared.ensure_queue(queue).await?;
+    }
 
     // Plan before writing: a new task's steps are all pending, so the plan
     // follows from the template alone, and the task and its ready roots can
@@ -102,12 +107,19 @@ pub(crate) async fn create_task(
         let Some(step) = created.steps.get(i) else {
             continue;
         };
+        let Some(definition) = initial.get(i) else {
+            continue;
+        };
+        let queue = template
+            .template
+            .step_queue(&definition.name)
+            .map_err(|e| OrchestrationError::Corrupt(e.to_string()))?;
         let pointer = StepMessage {
             task_uuid,
             step_uuid: step.uuid,
             correlation_id,
         };
-        out.send(&worker_queue, to_json(&pointer)?);
+        out.send(&queue, to_json(&pointer)?);
     }
     let staged = out.flush(shared.queue.as_ref(), &mut tx).await?;
     tx.commit().await?;

@@ -150,8 +150,13 @@ pub async fn detailed(orchestrator: &Orchestrator, state: &HealthState) -> Healt
     );
     let mut queues = BTreeMap::new();
     let mut names = vec![QueueName::step_results()];
-    if let Ok(namespaces) = named_task::namespaces(pool).await {
-        names.extend(namespaces.iter().filter_map(|n| QueueName::worker(n).ok()));
+    // Every worker pool's queue (routing by step), the default ones included.
+    if let Ok(pools) = named_task::callables_by_pool(pool).await {
+        names.extend(
+            pools
+                .iter()
+                .filter_map(|p| QueueName::worker_pool(&p.namespace, p.pool.as_deref()).ok()),
+        );
     }
     let queue = orchestrator.queue();
     for name in names {

@@ -5,7 +5,6 @@ use tasker_db::named_task::{self, Registration};
 use tasker_types::api::{
     TemplateDetail, TemplateIssue, TemplateRegistration, TemplateSummary, ValidationReport,
 };
-use tasker_types::messages::QueueName;
 use tasker_types::template::{TaskTemplate, TemplateErrors};
 
 use crate::Orchestrator;
@@ -41,7 +40,8 @@ fn summary_of(
     }
 }
 
-/// Validates and registers a template, and creates its worker queue.
+/// Validates and registers a template, and creates its worker queues (one
+/// per pool its steps name).
 /// Nothing is written when it is invalid or conflicts.
 ///
 /// # Errors
@@ -52,12 +52,15 @@ pub async fn register(
     source: TemplateSource,
 ) -> Result<TemplateRegistration, OrchestrationError> {
     let template = parse(source).map_err(OrchestrationError::InvalidTemplate)?;
-    let queue = QueueName::worker(&template.namespace_name)
+    let queues = template
+        .queues()
         .map_err(|e| OrchestrationError::BadRequest(e.to_string()))?;
     let mut tx = orchestrator.pool().begin().await?;
     let registration = named_task::register(&mut tx, &template).await?;
     tx.commit().await?;
-    orchestrator.queue().ensure_queue(&queue).await?;
+    for queue in queues.keys() {
+        orchestrator.queue().ensure_queue(queue).await?;
+    }
     let (status, stored) = match &registration {
         Registration::Created(t) => ("created", t),
         Registration::Unchanged(t) => ("unchanged", t),

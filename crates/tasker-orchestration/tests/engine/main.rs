@@ -11,6 +11,7 @@ mod foreign;
 mod recovery;
 mod repair;
 mod retries;
+mod routing;
 mod scale;
 mod support;
 mod worker_lifecycle;

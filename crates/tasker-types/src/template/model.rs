@@ -2,7 +2,7 @@
 //! these types have passed validation (see [`super::parse`]); the serialized
 //! form is what `named_tasks.template` stores and the API returns.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::backoff::{BackoffKind, RetryPolicy};
 use crate::dag::Dag;
 use crate::identity::IdentityStrategy;
+use crate::messages::{InvalidQueueName, QueueName};
 
 /// A validated template: `(namespace_name, name, version)` → a DAG of steps.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,6 +55,13 @@ pub struct StepDefinition {
     pub description: Option<String>,
     /// The handler that runs it.
     pub handler: HandlerSpec,
+    /// The worker pool that runs it (routing by step): its pointers go to
+    /// `worker_<namespace>__<pool>`, served by the workers that have every
+    /// callable of that pool; `None` is the namespace's default pool
+    /// (`worker_<namespace>_queue`). Lets one task mix handlers written in
+    /// different languages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
     /// The step's role in the graph.
     #[serde(rename = "type", default)]
     pub step_type: StepType,
@@ -302,6 +310,36 @@ impl TaskTemplate {
     /// The step called `name`.
     pub fn step(&self, name: &str) -> Option<&StepDefinition> {
         self.steps.iter().find(|s| s.name == name)
+    }
+
+    /// The queue that a step made from template step `template_step` is
+    /// enqueued on: its pool's (see [`StepDefinition::pool`]).
+    ///
+    /// # Errors
+    /// [`InvalidQueueName`] for a step that is not in the template, or
+    /// names that skipped validation.
+    pub fn step_queue(&self, template_step: &str) -> Result<QueueName, InvalidQueueName> {
+        let step = self.step(template_step).ok_or_else(|| {
+            InvalidQueueName(format!("no step `{template_step}` in {}", self.name))
+        })?;
+        QueueName::worker_pool(&self.namespace_name, step.pool.as_deref())
+    }
+
+    /// Every worker queue the template's steps are enqueued on, with the
+    /// callables each serves.
+    ///
+    /// # Errors
+    /// [`InvalidQueueName`] for names that skipped validation.
+    pub fn queues(&self) -> Result<BTreeMap<QueueName, BTreeSet<&str>>, InvalidQueueName> {
+        let mut queues: BTreeMap<QueueName, BTreeSet<&str>> = BTreeMap::new();
+        for step in &self.steps {
+            let queue = QueueName::worker_pool(&self.namespace_name, step.pool.as_deref())?;
+            queues
+                .entry(queue)
+                .or_default()
+                .insert(step.handler.callable.as_str());
+        }
+        Ok(queues)
     }
 
     /// The template's graph. Validated templates always build one.

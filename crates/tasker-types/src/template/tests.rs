@@ -40,7 +40,7 @@ fn invalid_cases() -> Vec<Case> {
             what: "unknown step key",
             yaml: with_steps("  - name: a\n    handler: { callable: x }\n    retires: 3\n"),
             error: "t.yaml, step 'a', field 'retires': unknown field `retires`, expected one of \
-                    `name`, `description`, `handler`, `type`, `dependencies`, `retry`, \
+                    `name`, `description`, `handler`, `pool`, `type`, `dependencies`, `retry`, \
                     `timeout_seconds`, `publishes_events`, `batch_config`, `result_schema`",
         },
         Case {
@@ -187,7 +187,49 @@ fn invalid_cases() -> Vec<Case> {
                     with no spaces, e.g. 'orders::ship'\n  \
                     - t.yaml, step 'b', field 'dependencies': unknown step 'b2'",
         },
+        Case {
+            what: "pool that could be mistaken for another queue",
+            yaml: with_steps("  - { name: a, handler: { callable: x }, pool: py__thon }\n"),
+            error: "t.yaml, step 'a', field 'pool': 'py__thon' is not a valid pool: use a-z, \
+                    0-9 and single _ between them, not `queue` or ending in `_queue`",
+        },
+        Case {
+            what: "pool too long for its namespace",
+            yaml: with_steps(&format!(
+                "  - {{ name: a, handler: {{ callable: x }}, pool: {} }}\n",
+                "p".repeat(40)
+            )),
+            error: "t.yaml, step 'a', field 'pool': pool 'pppppppppppppppppppppppppppppppppppppppp' \
+                    is too long for namespace 'ns': its queue \
+                    `worker_ns__pppppppppppppppppppppppppppppppppppppppp` must fit in 47 characters",
+        },
     ]
+}
+
+#[test]
+fn steps_are_routed_to_their_pools_queue() {
+    let t = parse(&with_steps(
+        "  - { name: a, handler: { callable: x } }\n\
+         \x20 - { name: b, handler: { callable: y }, pool: python, dependencies: [a] }\n\
+         \x20 - { name: c, handler: { callable: z }, pool: python, dependencies: [b] }\n",
+    ))
+    .unwrap();
+    assert_eq!(t.step_queue("a").unwrap().as_str(), "worker_ns_queue");
+    assert_eq!(t.step_queue("b").unwrap().as_str(), "worker_ns__python");
+    assert!(t.step_queue("nope").is_err());
+    let queues: Vec<(String, Vec<&str>)> = t
+        .queues()
+        .unwrap()
+        .into_iter()
+        .map(|(q, c)| (q.to_string(), c.into_iter().collect()))
+        .collect();
+    assert_eq!(
+        queues,
+        [
+            ("worker_ns__python".to_owned(), vec!["y", "z"]),
+            ("worker_ns_queue".to_owned(), vec!["x"]),
+        ]
+    );
 }
 
 #[test]

@@ -10,7 +10,11 @@ use super::error::Collector;
 use super::model::{StepDefinition, StepType, TaskTemplate};
 use crate::backoff::RetryPolicy;
 use crate::dag::Dag;
-use crate::names::{IDENTIFIER_RULE, NAMESPACE_RULE, is_valid_identifier, is_valid_namespace};
+use crate::messages::QueueName;
+use crate::names::{
+    IDENTIFIER_RULE, NAMESPACE_RULE, POOL_RULE, is_valid_identifier, is_valid_namespace,
+    is_valid_pool,
+};
 
 /// Most steps one template may declare.
 pub const MAX_STEPS: usize = 1_000;
@@ -79,7 +83,7 @@ pub(crate) fn validate_into(t: &TaskTemplate, errors: &mut Collector<'_>) {
                 "duplicate step name: it is declared more than once",
             );
         }
-        check_step_fields(step, errors);
+        check_step_fields(&t.namespace_name, step, errors);
     }
     let known: BTreeSet<&str> = t.steps.iter().map(|s| s.name.as_str()).collect();
     let mut graph_ok = true;
@@ -119,7 +123,7 @@ pub(crate) fn validate_into(t: &TaskTemplate, errors: &mut Collector<'_>) {
     check_step_types(t, &dag, errors);
 }
 
-fn check_step_fields(step: &StepDefinition, errors: &mut Collector<'_>) {
+fn check_step_fields(namespace: &str, step: &StepDefinition, errors: &mut Collector<'_>) {
     let name = step.name.as_str();
     if !is_valid_identifier(name) {
         errors.step(
@@ -142,6 +146,9 @@ fn check_step_fields(step: &StepDefinition, errors: &mut Collector<'_>) {
         );
     }
     check_retry(&step.retry, |field, m| errors.step(name, Some(field), m));
+    if let Some(pool) = &step.pool {
+        check_pool(namespace, pool, |m| errors.step(name, Some("pool"), m));
+    }
     if let Some(m) = step
         .timeout_seconds
         .and_then(|t| out_of_range(t, TIMEOUT_RANGE))
@@ -202,6 +209,20 @@ fn check_step_fields(step: &StepDefinition, errors: &mut Collector<'_>) {
             }
         }
         (None, _) => {}
+    }
+}
+
+fn check_pool(namespace: &str, pool: &str, mut report: impl FnMut(String)) {
+    if !is_valid_pool(pool) {
+        report(format!("'{pool}' is not a valid pool: use {POOL_RULE}"));
+    } else if is_valid_namespace(namespace)
+        && QueueName::worker_pool(namespace, Some(pool)).is_err()
+    {
+        report(format!(
+            "pool '{pool}' is too long for namespace '{namespace}': its queue \
+             `worker_{namespace}__{pool}` must fit in {} characters",
+            QueueName::MAX_LEN
+        ));
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use sqlx::PgPool;
-use tasker_db::named_task::{self, Registration};
+use tasker_db::named_task::{self, PoolCallables, Registration};
 use tasker_messaging::MessageQueue;
 use tasker_types::messages::QueueName;
 use tasker_types::template::TaskTemplate;
@@ -55,9 +55,12 @@ pub async fn register_template_sources(
         let template = TaskTemplate::from_yaml(text, Some(label))?;
         let mut conn = pool.acquire().await?;
         let outcome = named_task::register(&mut conn, &template).await?;
-        let queue_name = QueueName::worker(&template.namespace_name)
+        let queues = template
+            .queues()
             .map_err(|e| WorkerError::Db(tasker_db::DbError::Corrupt(e.to_string())))?;
-        queue.ensure_queue(&queue_name).await?;
+        for queue_name in queues.keys() {
+            queue.ensure_queue(queue_name).await?;
+        }
         tracing::info!(
             source = %label, namespace = %template.namespace_name, name = %template.name,
             version = %template.version, new = matches!(outcome, Registration::Created(_)),
@@ -88,8 +91,13 @@ fn collect_yaml(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), WorkerError> 
     Ok(())
 }
 
-/// The worker queues to serve: the configured namespaces, or else every
-/// namespace whose registered templates only use callables in `registry`.
+/// The worker queues to serve, one per worker pool (routing by step, SPEC
+/// §7): every pool whose callables, over all registered templates, are all
+/// in `registry` — within the configured namespaces when there are any.
+/// A configured namespace's default pool is served even when handlers are
+/// missing (naming a namespace says its steps are this worker's; a missing
+/// handler fails its step as `handler_not_found`). Pools left unserved are
+/// logged with the callables they lack.
 ///
 /// # Errors
 /// [`WorkerError`] on database or queue failure.
@@ -99,27 +107,106 @@ pub(crate) async fn queues_to_serve(
     registry: &HandlerRegistry,
     configured: &[String],
 ) -> Result<Vec<QueueName>, WorkerError> {
-    let namespaces: Vec<String> = if configured.is_empty() {
-        let mut servable = Vec::new();
-        for (namespace, callables) in named_task::callables_by_namespace(pool).await? {
-            let missing: Vec<&String> =
-                callables.iter().filter(|c| !registry.contains(c)).collect();
-            if missing.is_empty() {
-                servable.push(namespace);
-            } else {
-                tracing::debug!(%namespace, ?missing, "not serving namespace: handlers missing");
+    let pools = named_task::callables_by_pool(pool).await?;
+    let mut names = Vec::new();
+    for choice in choose_pools(&pools, |c| registry.contains(c), configured) {
+        let (found, served) = match choice {
+            PoolChoice::Serve(found) => (found, true),
+            PoolChoice::Missing(found, missing) => {
+                tracing::info!(
+                    namespace = %found.namespace, pool = found.pool.as_deref().unwrap_or("default"),
+                    ?missing, "not serving worker pool: handlers missing"
+                );
+                (found, false)
             }
-        }
-        servable
-    } else {
-        configured.to_vec()
-    };
-    let mut queues = Vec::with_capacity(namespaces.len());
-    for namespace in namespaces {
-        let name = QueueName::worker(&namespace)
+        };
+        let name = QueueName::worker_pool(&found.namespace, found.pool.as_deref())
             .map_err(|e| WorkerError::Db(tasker_db::DbError::Corrupt(e.to_string())))?;
-        queue.ensure_queue(&name).await?;
-        queues.push(name);
+        if served {
+            names.push(name);
+        }
     }
-    Ok(queues)
+    for namespace in configured {
+        let default = QueueName::worker(namespace)
+            .map_err(|e| WorkerError::Db(tasker_db::DbError::Corrupt(e.to_string())))?;
+        if !names.contains(&default) {
+            names.push(default);
+        }
+    }
+    for name in &names {
+        queue.ensure_queue(name).await?;
+    }
+    Ok(names)
+}
+
+/// Whether a worker serves one pool, decided by [`choose_pools`].
+#[derive(Debug, PartialEq, Eq)]
+enum PoolChoice<'a> {
+    /// It has every callable of the pool.
+    Serve(&'a PoolCallables),
+    /// It lacks these callables of the pool.
+    Missing(&'a PoolCallables, Vec<&'a str>),
+}
+
+/// Decides, for each pool of the considered namespaces (every one, or the
+/// configured ones), whether a worker with the callables `has` serves it.
+fn choose_pools<'a>(
+    pools: &'a [PoolCallables],
+    has: impl Fn(&str) -> bool,
+    configured: &[String],
+) -> Vec<PoolChoice<'a>> {
+    pools
+        .iter()
+        .filter(|p| configured.is_empty() || configured.contains(&p.namespace))
+        .map(|p| {
+            let missing: Vec<&str> = p
+                .callables
+                .iter()
+                .map(String::as_str)
+                .filter(|c| !has(c))
+                .collect();
+            if missing.is_empty() {
+                PoolChoice::Serve(p)
+            } else {
+                PoolChoice::Missing(p, missing)
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(namespace: &str, pool: Option<&str>, callables: &[&str]) -> PoolCallables {
+        PoolCallables {
+            namespace: namespace.to_owned(),
+            pool: pool.map(str::to_owned),
+            callables: callables.iter().map(|c| (*c).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_worker_serves_exactly_the_pools_whose_callables_it_has() {
+        let pools = [
+            pool("mixed", None, &["tasker::math"]),
+            pool("mixed", Some("python"), &["py::a", "py::b"]),
+            pool("mixed", Some("ruby"), &["rb::a"]),
+            pool("other", None, &["py::a"]),
+        ];
+        let has = |c: &str| c.starts_with("py::");
+        let choices = choose_pools(&pools, has, &[]);
+        assert_eq!(
+            choices,
+            [
+                PoolChoice::Missing(&pools[0], vec!["tasker::math"]),
+                PoolChoice::Serve(&pools[1]),
+                PoolChoice::Missing(&pools[2], vec!["rb::a"]),
+                PoolChoice::Serve(&pools[3]),
+            ]
+        );
+        // Configured namespaces narrow the choice.
+        let narrowed = choose_pools(&pools, has, &["other".to_owned()]);
+        assert_eq!(narrowed, [PoolChoice::Serve(&pools[3])]);
+    }
 }
