@@ -187,6 +187,20 @@ impl EmbeddedWorker {
         Ok(runtime.block_on(future))
     }
 
+    /// Runs `future` on this worker's runtime, so the async methods can be
+    /// awaited from any executor (Node's, through napi-rs) without touching
+    /// timers or connections of a runtime that is not theirs.
+    async fn on_runtime<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, DispatchError> {
+        let runtime = self.runtime.as_ref().ok_or(DispatchError::Stopped)?;
+        runtime
+            .spawn(future)
+            .await
+            .map_err(|_| DispatchError::Stopped)
+    }
+
     fn same_process(&self) -> Result<(), DispatchError> {
         let current = std::process::id();
         if current == self.pid {
@@ -212,7 +226,9 @@ impl EmbeddedWorker {
     /// dispatch was handed out; [`DispatchError::Forked`] in a forked child.
     pub async fn poll(&self, max: usize, wait: Duration) -> Result<Vec<Dispatch>, DispatchError> {
         self.same_process()?;
-        self.hub.poll(max, wait).await
+        let hub = self.hub.clone();
+        self.on_runtime(async move { hub.poll(max, wait).await })
+            .await?
     }
 
     /// [`EmbeddedWorker::poll`], blocking the calling thread (never a
@@ -295,7 +311,9 @@ impl EmbeddedWorker {
         checkpoint: Checkpoint,
     ) -> Result<(), DispatchError> {
         self.same_process()?;
-        self.hub.save_checkpoint(id, checkpoint).await
+        let hub = self.hub.clone();
+        self.on_runtime(async move { hub.save_checkpoint(id, checkpoint).await })
+            .await?
     }
 
     /// [`EmbeddedWorker::save_checkpoint`], blocking the calling thread.
@@ -335,8 +353,9 @@ impl EmbeddedWorker {
     /// [`DispatchError::Forked`] in a forked child.
     pub async fn stopped(&self) -> Result<(), DispatchError> {
         self.same_process()?;
-        self.finished.cancelled().await;
-        Ok(())
+        let finished = self.finished.clone();
+        self.on_runtime(async move { finished.cancelled_owned().await })
+            .await
     }
 
     /// Waits up to `timeout` for the worker to stop; whether it has.
