@@ -2,11 +2,14 @@
  * The TypeScript worker: Tasker's Rust worker core claims, leases, times
  * out and completes steps; this runs their handlers.
  *
- * `worker.concurrency` loops each await a step (a promise resolved from
- * Rust: the event loop never blocks), run its handler, and hand back the
- * outcome. The core never hands out more steps than `worker.concurrency`,
- * counting handlers that overran their timeout until they settle, so a
- * loop is always free for the next step.
+ * One loop awaits up to as many steps as there are free handler slots (a
+ * promise resolved from Rust: the event loop never blocks), starts their
+ * handlers without awaiting them, and polls again as slots free up; each
+ * handler hands back its outcome when it settles. Under load one poll
+ * brings a batch, so the boundary is crossed once per batch rather than
+ * once per step. The core never hands out more steps than
+ * `worker.concurrency`, counting handlers that overran their timeout until
+ * they settle.
  */
 
 import { StepContext } from "./context";
@@ -85,7 +88,12 @@ export class Worker {
   private readonly overrides: Record<string, unknown>;
   private readonly logger: Logger;
   private native?: NativeWorker;
-  private loops: Promise<void>[] = [];
+  private loop?: Promise<void>;
+  /** Handlers started and not yet settled (and so slots taken). */
+  private readonly inFlight = new Set<Promise<void>>();
+  private concurrency = 1;
+  /** Wakes the loop when a slot frees up. */
+  private slotFreed?: () => void;
   private readonly running = new Map<number, Running>();
   private cancelTimer?: NodeJS.Timeout;
   private stopRequested = false;
@@ -135,7 +143,8 @@ export class Worker {
     }
     this.native = native;
     const status = JSON.parse(native.statusJson()) as { concurrency: number };
-    this.loops = Array.from({ length: status.concurrency }, () => this.pollLoop(native));
+    this.concurrency = Math.max(1, status.concurrency);
+    this.loop = this.pollLoop(native);
     this.logger.info(
       `typescript worker running (worker_id=${native.workerId}, concurrency=${status.concurrency}, ${callables.length} callables)`,
     );
@@ -185,9 +194,10 @@ export class Worker {
   async stopped(): Promise<void> {
     const native = this.nativeWorker();
     await native.stopped();
-    // Loops end at their next poll; one stuck in a handler that ignored its
-    // cancel flag is left behind (it holds no timer of ours).
-    await Promise.race([Promise.all(this.loops), delay(2000)]);
+    // The loop ends at its next poll, then waits for the handlers it
+    // started; one stuck in a handler that ignored its cancel flag is left
+    // behind (it holds no timer of ours).
+    await Promise.race([this.loop, delay(2000)]);
     this.stopCancelTimer();
   }
 
@@ -213,18 +223,34 @@ export class Worker {
 
   private async pollLoop(native: NativeWorker): Promise<void> {
     for (;;) {
+      const free = this.concurrency - this.inFlight.size;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => (this.slotFreed = resolve));
+        continue;
+      }
       let batch: NativeDispatch[] | null;
       try {
-        batch = await native.poll(1, POLL_WAIT_MS);
+        batch = await native.poll(free, POLL_WAIT_MS);
       } catch (err) {
-        if (native.isStopped()) return;
+        if (native.isStopped()) break;
         this.logger.error(`polling failed: ${(fromNative(err) as Error).message}`);
         await delay(POLL_WAIT_MS);
         continue;
       }
-      if (batch === null) return;
-      for (const dispatch of batch) await this.runDispatch(native, dispatch);
+      if (batch === null) break;
+      for (const dispatch of batch) {
+        const running: Promise<void> = this.runDispatch(native, dispatch)
+          .catch((err: unknown) => this.logger.error(`running step ${dispatch.id} failed: ${String(err)}`))
+          .finally(() => {
+          this.inFlight.delete(running);
+          const wake = this.slotFreed;
+          this.slotFreed = undefined;
+          wake?.();
+        });
+        this.inFlight.add(running);
+      }
     }
+    await Promise.all(this.inFlight);
   }
 
   private async runDispatch(native: NativeWorker, dispatch: NativeDispatch): Promise<void> {
