@@ -95,6 +95,8 @@ export class Worker {
   /** Wakes the loop when a slot frees up. */
   private slotFreed?: () => void;
   private readonly running = new Map<number, Running>();
+  /** Dispatches given back (abandoned) while their handlers still ran. */
+  private readonly givenBack = new Set<number>();
   private cancelTimer?: NodeJS.Timeout;
   private stopRequested = false;
 
@@ -283,6 +285,11 @@ export class Worker {
       this.running.delete(dispatch.id);
       if (this.running.size === 0) this.stopCancelTimer();
     }
+    if (this.givenBack.delete(dispatch.id)) {
+      // Given back by a second stop signal: another worker runs the step.
+      this.logger.info(`step ${ctx.stepName} (${ctx.stepUuid}) was given back; its handler's result is discarded`);
+      return;
+    }
     if (envelope !== undefined) {
       const outcome = envelope;
       this.settle(() => deliver(native, dispatch.id, outcome), ctx);
@@ -307,6 +314,7 @@ export class Worker {
   private tryAbandon(id: number): void {
     try {
       this.native?.abandon(id);
+      this.givenBack.add(id);
     } catch {
       // Already settled: nothing to give back.
     }
