@@ -16,6 +16,7 @@ import { PermanentError, RetryableError, StepContext, Success, registry, type Ch
 import { failureEnvelope } from "../ts/outcome";
 import type { ContextFields, CursorConfig } from "../ts/wire";
 import { approvals, csvBatch, ecommerce, numbers, parity } from "../examples/all";
+import { sampleOrder } from "./apps/orders";
 
 /** The repository root, from `dist/test/` (where `npm test` runs this) or `test/`. */
 const REPO = path.resolve(__dirname, path.basename(path.dirname(__dirname)) === "dist" ? "../../../.." : "../../..");
@@ -142,18 +143,7 @@ test("numbers reject bad inputs and results JavaScript cannot hold exactly", asy
 
 // -- ecommerce ------------------------------------------------------------------
 
-function order(token = "tok_ok", changes: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    customer: { id: 7, email: "ada@example.com" },
-    items: [
-      { sku: "BOOK-42", quantity: 2, unit_price_cents: 1999 },
-      { sku: "MUG-7", quantity: 1, unit_price_cents: 1250 },
-    ],
-    payment: { method: "card", token },
-    shipping: { address: "1 Infinite Loop", method: "express" },
-    ...changes,
-  };
-}
+const order = sampleOrder;
 
 function paymentCtx(token: string, attempt = 1): StepContext {
   return ctx({

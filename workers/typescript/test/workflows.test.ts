@@ -9,6 +9,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { test } from "node:test";
 
+import { sampleOrder } from "./apps/orders";
 import { SAMPLE_CSV, runTask, setup, stepsByName, unique } from "./support";
 
 test("a linear workflow squares 6 four times", async (t) => {
@@ -36,17 +37,9 @@ test("a diamond joins both branches", async (t) => {
   assert.deepEqual(steps.diamond_end!.results, { value: 1296 * 1296 });
 });
 
+/** The sample order under a reference no other run uses (the template is `strict`). */
 function order(token: string): Record<string, unknown> {
-  return {
-    customer: { id: 7, email: "ada@example.com" },
-    items: [
-      { sku: "BOOK-42", quantity: 2, unit_price_cents: 1999 },
-      { sku: "MUG-7", quantity: 1, unit_price_cents: 1250 },
-    ],
-    payment: { method: "card", token },
-    shipping: { address: "1 Infinite Loop", method: "express" },
-    order_ref: unique(),
-  };
+  return sampleOrder(token, { order_ref: unique() });
 }
 
 test("order fulfillment retries a flaky gateway", async (t) => {

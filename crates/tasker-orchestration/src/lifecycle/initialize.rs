@@ -54,7 +54,7 @@ pub(crate) async fn create_task(
         .template
         .queues()
         .map_err(|e| OrchestrationError::Corrupt(e.to_string()))?;
-    for queue in worker_queues.keys() {
+    for queue in &worker_queues {
         shared.ensure_queue(queue).await?;
     }
 
@@ -112,7 +112,7 @@ pub(crate) async fn create_task(
         };
         let queue = template
             .template
-            .step_queue(&definition.name)
+            .queue_of(definition)
             .map_err(|e| OrchestrationError::Corrupt(e.to_string()))?;
         let pointer = StepMessage {
             task_uuid,

@@ -58,7 +58,7 @@ pub async fn register(
     let mut tx = orchestrator.pool().begin().await?;
     let registration = named_task::register(&mut tx, &template).await?;
     tx.commit().await?;
-    for queue in queues.keys() {
+    for queue in &queues {
         orchestrator.queue().ensure_queue(queue).await?;
     }
     let (status, stored) = match &registration {

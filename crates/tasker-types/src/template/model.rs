@@ -322,24 +322,25 @@ impl TaskTemplate {
         let step = self.step(template_step).ok_or_else(|| {
             InvalidQueueName(format!("no step `{template_step}` in {}", self.name))
         })?;
-        QueueName::worker_pool(&self.namespace_name, step.pool.as_deref())
+        self.queue_of(step)
     }
 
-    /// Every worker queue the template's steps are enqueued on, with the
-    /// callables each serves.
+    /// The queue that steps made from `step` (one of this template's) are
+    /// enqueued on: its pool's.
     ///
     /// # Errors
     /// [`InvalidQueueName`] for names that skipped validation.
-    pub fn queues(&self) -> Result<BTreeMap<QueueName, BTreeSet<&str>>, InvalidQueueName> {
-        let mut queues: BTreeMap<QueueName, BTreeSet<&str>> = BTreeMap::new();
-        for step in &self.steps {
-            let queue = QueueName::worker_pool(&self.namespace_name, step.pool.as_deref())?;
-            queues
-                .entry(queue)
-                .or_default()
-                .insert(step.handler.callable.as_str());
-        }
-        Ok(queues)
+    pub fn queue_of(&self, step: &StepDefinition) -> Result<QueueName, InvalidQueueName> {
+        QueueName::worker_pool(&self.namespace_name, step.pool.as_deref())
+    }
+
+    /// Every worker queue the template's steps are enqueued on (one per
+    /// pool they name).
+    ///
+    /// # Errors
+    /// [`InvalidQueueName`] for names that skipped validation.
+    pub fn queues(&self) -> Result<BTreeSet<QueueName>, InvalidQueueName> {
+        self.steps.iter().map(|step| self.queue_of(step)).collect()
     }
 
     /// The template's graph. Validated templates always build one.

@@ -217,19 +217,8 @@ fn steps_are_routed_to_their_pools_queue() {
     assert_eq!(t.step_queue("a").unwrap().as_str(), "worker_ns_queue");
     assert_eq!(t.step_queue("b").unwrap().as_str(), "worker_ns__python");
     assert!(t.step_queue("nope").is_err());
-    let queues: Vec<(String, Vec<&str>)> = t
-        .queues()
-        .unwrap()
-        .into_iter()
-        .map(|(q, c)| (q.to_string(), c.into_iter().collect()))
-        .collect();
-    assert_eq!(
-        queues,
-        [
-            ("worker_ns__python".to_owned(), vec!["y", "z"]),
-            ("worker_ns_queue".to_owned(), vec!["x"]),
-        ]
-    );
+    let queues: Vec<String> = t.queues().unwrap().iter().map(|q| q.to_string()).collect();
+    assert_eq!(queues, ["worker_ns__python", "worker_ns_queue"]);
 }
 
 #[test]

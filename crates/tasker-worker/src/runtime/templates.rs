@@ -58,7 +58,7 @@ pub async fn register_template_sources(
         let queues = template
             .queues()
             .map_err(|e| WorkerError::Db(tasker_db::DbError::Corrupt(e.to_string())))?;
-        for queue_name in queues.keys() {
+        for queue_name in &queues {
             queue.ensure_queue(queue_name).await?;
         }
         tracing::info!(
@@ -110,20 +110,15 @@ pub(crate) async fn queues_to_serve(
     let pools = named_task::callables_by_pool(pool).await?;
     let mut names = Vec::new();
     for choice in choose_pools(&pools, |c| registry.contains(c), configured) {
-        let (found, served) = match choice {
-            PoolChoice::Serve(found) => (found, true),
-            PoolChoice::Missing(found, missing) => {
-                tracing::info!(
-                    namespace = %found.namespace, pool = found.pool.as_deref().unwrap_or("default"),
-                    ?missing, "not serving worker pool: handlers missing"
-                );
-                (found, false)
-            }
-        };
-        let name = QueueName::worker_pool(&found.namespace, found.pool.as_deref())
-            .map_err(|e| WorkerError::Db(tasker_db::DbError::Corrupt(e.to_string())))?;
-        if served {
-            names.push(name);
+        match choice {
+            PoolChoice::Serve(found) => names.push(
+                QueueName::worker_pool(&found.namespace, found.pool.as_deref())
+                    .map_err(|e| WorkerError::Db(tasker_db::DbError::Corrupt(e.to_string())))?,
+            ),
+            PoolChoice::Missing(found, missing) => tracing::info!(
+                namespace = %found.namespace, pool = found.pool.as_deref().unwrap_or("default"),
+                ?missing, "not serving worker pool: handlers missing"
+            ),
         }
     }
     for namespace in configured {
