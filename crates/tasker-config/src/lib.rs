@@ -22,11 +22,13 @@
 //! assert_eq!(config.execution.default_timeout.as_secs(), 10);
 //! ```
 
+mod auth;
 mod check;
 mod database;
 mod error;
 mod event_system;
 mod execution;
+mod grpc;
 mod interpolate;
 mod layers;
 mod messaging;
@@ -41,10 +43,12 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+pub use auth::{ApiKeyConfig, AuthConfig};
 pub use database::{DatabaseConfig, redact_url_password};
 pub use error::ConfigError;
 pub use event_system::{DeploymentMode, EventSystemConfig};
 pub use execution::ExecutionConfig;
+pub use grpc::GrpcConfig;
 pub use layers::KNOWN_ENVIRONMENTS;
 pub use messaging::{MessagingBackend, MessagingConfig};
 pub use orchestration::{ExpansionLimitsConfig, OrchestrationConfig};
@@ -72,6 +76,10 @@ pub struct TaskerConfig {
     pub worker: WorkerConfig,
     /// `[web]`.
     pub web: WebConfig,
+    /// `[grpc]`.
+    pub grpc: GrpcConfig,
+    /// `[auth]`.
+    pub auth: AuthConfig,
     /// `[telemetry]`.
     pub telemetry: TelemetryConfig,
 }
@@ -86,6 +94,8 @@ struct RawConfig {
     staleness: staleness::RawStaleness,
     worker: worker::RawWorker,
     web: web::RawWeb,
+    grpc: grpc::RawGrpc,
+    auth: auth::RawAuth,
     telemetry: telemetry::RawTelemetry,
 }
 
@@ -215,6 +225,8 @@ impl ConfigLoader {
             staleness: raw.staleness.validate()?,
             worker: raw.worker.validate((self.vars)("TASKER_TEMPLATE_PATH"))?,
             web: raw.web.validate()?,
+            grpc: raw.grpc.validate()?,
+            auth: raw.auth.validate()?,
             telemetry: raw.telemetry.validate()?,
         })
     }

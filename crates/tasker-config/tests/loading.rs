@@ -157,7 +157,7 @@ fn unknown_keys_wrong_types_and_ranges_name_the_key_path() {
         ),
         (
             "[tracing]\nenabled = true\n",
-            "tracing: unknown field `tracing`, expected one of `database`, `messaging`, `execution`, `orchestration`, `staleness`, `worker`, `web`, `telemetry`",
+            "tracing: unknown field `tracing`, expected one of `database`, `messaging`, `execution`, `orchestration`, `staleness`, `worker`, `web`, `grpc`, `auth`, `telemetry`",
         ),
         (
             "[staleness]\nmax_waiting_for_retry_minutes = 600000\n",

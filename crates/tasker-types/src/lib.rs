@@ -14,6 +14,8 @@
 //! - [`ids`]: typed UUIDv7 identifiers.
 //! - [`schema`]: compiled JSON Schemas for contexts and results.
 //! - [`api`]: request and response types shared by API, client and engine.
+//! - [`analytics`]: the analytics reports and their query (SPEC §8.1).
+//! - [`auth`]: token claims and the stored form of API keys (SPEC §8.3).
 //!
 //! ```
 //! use tasker_types::state::{StepEvent, StepState};
@@ -23,7 +25,9 @@
 //! assert!(StepState::Complete.next(StepEvent::Start).is_err());
 //! ```
 
+pub mod analytics;
 pub mod api;
+pub mod auth;
 pub mod backoff;
 pub mod dag;
 pub mod dlq;

@@ -42,6 +42,7 @@ pub(crate) async fn create_task(
     shared: &Shared,
     request: TaskRequest,
 ) -> Result<TaskRow, OrchestrationError> {
+    request.check().map_err(OrchestrationError::BadRequest)?;
     let template = find_template(shared, &request).await?;
     if let Some(schema) = shared.input_schema(&template)? {
         let violations = schema.violations(&request.context);

@@ -33,14 +33,22 @@ pub(crate) async fn act_on_step(
     task_uuid: TaskUuid,
     step: StepUuid,
     request: &StepActionRequest,
+    actor: &str,
 ) -> Result<TaskRow, OrchestrationError> {
-    check(request)?;
+    check(request, actor)?;
     let action = request.action;
-    let ctx = shared.ctx().with_metadata(json!({
+    let mut metadata = json!({
         "action": action.as_str(),
-        "actor": request.actor,
+        "actor": actor,
         "reason": request.reason,
-    }));
+    });
+    // A name the caller typed that is not who they authenticated as is
+    // kept, but only as a note: it never becomes the actor.
+    let note = request.actor.trim();
+    if !note.is_empty() && note != actor {
+        metadata["actor_note"] = json!(note);
+    }
+    let ctx = shared.ctx().with_metadata(metadata);
     let mut tx = shared.pool.begin().await?;
     let mut locked = task::lock_many(&mut tx, &[task_uuid]).await?;
     let Some(mut task_row) = locked.pop() else {
@@ -124,7 +132,7 @@ pub(crate) async fn act_on_step(
             result: request.result.clone(),
             error: None,
             worker_id: None,
-            actor: Some(request.actor.clone()),
+            actor: Some(actor.to_owned()),
             reason: Some(format!("{}: {}", action.as_str(), request.reason)),
             started_at: None,
             finished_at: Utc::now(),
@@ -190,7 +198,7 @@ pub(crate) async fn act_on_step(
     tx.commit().await?;
     shared.queue.commit_staged(staged).await?;
     metrics::counter!("tasker_operator_actions_total", "action" => action.as_str()).increment(1);
-    tracing::info!(%task_uuid, step_uuid = %step, action = action.as_str(), actor = %request.actor,
+    tracing::info!(%task_uuid, step_uuid = %step, action = action.as_str(), actor = %actor,
         reason = %request.reason, enqueued = report.enqueued, "operator acted on a step");
     task::get(&shared.pool, task_uuid)
         .await?
@@ -198,9 +206,14 @@ pub(crate) async fn act_on_step(
 }
 
 /// Checks the fields each action takes.
-fn check(request: &StepActionRequest) -> Result<(), OrchestrationError> {
+fn check(request: &StepActionRequest, actor: &str) -> Result<(), OrchestrationError> {
     let bad = |m: &str| Err(OrchestrationError::BadRequest(m.to_owned()));
-    for (field, value) in [("actor", &request.actor), ("reason", &request.reason)] {
+    if request.actor.chars().count() > MAX_AUDIT_TEXT {
+        return bad(&format!(
+            "`actor` must be at most {MAX_AUDIT_TEXT} characters"
+        ));
+    }
+    for (field, value) in [("actor", actor), ("reason", request.reason.as_str())] {
         if value.trim().is_empty() {
             return bad(&format!(
                 "`{field}` is required: every repair records who and why"

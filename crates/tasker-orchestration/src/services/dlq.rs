@@ -8,7 +8,9 @@ use tasker_types::dlq::{
 use tasker_types::ids::{DlqEntryUuid, TaskUuid};
 
 use crate::Orchestrator;
+use crate::auth::{Permission, Principal};
 use crate::error::OrchestrationError;
+use crate::services::error::ServiceError;
 use crate::services::tasks::{DEFAULT_PAGE, MAX_PAGE};
 
 /// Longest `resolution_notes` accepted.
@@ -17,11 +19,13 @@ const MAX_NOTES: usize = 10_000;
 /// A page of entries, newest first.
 ///
 /// # Errors
-/// [`OrchestrationError::Db`] on database failure.
+/// Forbidden without `dlq:read`.
 pub async fn list(
     orchestrator: &Orchestrator,
+    principal: &Principal,
     query: DlqListQuery,
-) -> Result<DlqList, OrchestrationError> {
+) -> Result<DlqList, ServiceError> {
+    principal.require(Permission::DlqRead)?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let mut rows = dlq::list(
         orchestrator.pool(),
@@ -44,35 +48,45 @@ pub async fn list(
 /// Counts by reason and status.
 ///
 /// # Errors
-/// [`OrchestrationError::Db`] on database failure.
-pub async fn stats(orchestrator: &Orchestrator) -> Result<DlqStats, OrchestrationError> {
+/// Forbidden without `dlq:read`.
+pub async fn stats(
+    orchestrator: &Orchestrator,
+    principal: &Principal,
+) -> Result<DlqStats, ServiceError> {
+    principal.require(Permission::DlqRead)?;
     Ok(dlq::stats(orchestrator.pool()).await?)
 }
 
 /// Every entry of a task, newest first.
 ///
 /// # Errors
-/// [`OrchestrationError::TaskNotFound`].
+/// Forbidden without `dlq:read`; the task not found.
 pub async fn for_task(
     orchestrator: &Orchestrator,
+    principal: &Principal,
     task: TaskUuid,
-) -> Result<Vec<DlqEntryView>, OrchestrationError> {
+) -> Result<Vec<DlqEntryView>, ServiceError> {
+    principal.require(Permission::DlqRead)?;
     tasker_db::task::get(orchestrator.pool(), task)
         .await?
         .ok_or(OrchestrationError::TaskNotFound(task))?;
     Ok(dlq::list_for_task(orchestrator.pool(), task).await?)
 }
 
-/// Records an investigation's outcome on one entry.
+/// Records an investigation's outcome on one entry. `resolved_by` is the
+/// authenticated caller; the request's counts only when auth is off.
 ///
 /// # Errors
-/// [`OrchestrationError::BadRequest`] when closing without `resolved_by`;
-/// `Db(DlqEntryNotFound)`; `Db(DlqStatusConflict)` for a closed entry.
+/// Forbidden without `dlq:update`; invalid when closing without anyone to
+/// record; not found; conflict for a closed entry.
 pub async fn update(
     orchestrator: &Orchestrator,
+    principal: &Principal,
     entry: DlqEntryUuid,
     update: DlqUpdate,
-) -> Result<DlqEntryView, OrchestrationError> {
+) -> Result<DlqEntryView, ServiceError> {
+    principal.require(Permission::DlqUpdate)?;
+    let update = as_recorded(principal, update);
     check(&update)?;
     let mut tx = orchestrator.pool().begin().await?;
     let updated = dlq::update(&mut tx, entry, &change(&update)).await?;
@@ -88,12 +102,15 @@ pub async fn update(
 /// As [`update`].
 pub async fn resolve_matching(
     orchestrator: &Orchestrator,
-    request: DlqBulkResolve,
-) -> Result<DlqBulkResult, OrchestrationError> {
+    principal: &Principal,
+    mut request: DlqBulkResolve,
+) -> Result<DlqBulkResult, ServiceError> {
+    principal.require(Permission::DlqUpdate)?;
+    request.update = as_recorded(principal, request.update);
     check(&request.update)?;
     if request.filter.status.is_some_and(|s| !s.is_open()) {
-        return Err(OrchestrationError::BadRequest(
-            "`filter.status` may only narrow to `pending` or `investigating`: closed entries stay closed".into(),
+        return Err(ServiceError::invalid(
+            "`filter.status` may only narrow to `pending` or `investigating`: closed entries stay closed",
         ));
     }
     let mut tx = orchestrator.pool().begin().await?;
@@ -104,17 +121,37 @@ pub async fn resolve_matching(
     Ok(DlqBulkResult { updated })
 }
 
-fn check(update: &DlqUpdate) -> Result<(), OrchestrationError> {
+/// The update with `resolved_by` set to who is recorded (see
+/// [`Principal::actor`]); a different name the caller typed is appended to
+/// the notes, never recorded as the resolver.
+fn as_recorded(principal: &Principal, mut update: DlqUpdate) -> DlqUpdate {
+    let claimed = update.resolved_by.take();
+    let actor = principal.actor(claimed.as_deref()).map(str::to_owned);
+    if let (Some(claimed), Some(actor)) = (claimed.as_deref(), actor.as_deref())
+        && claimed.trim() != actor
+        && !claimed.trim().is_empty()
+    {
+        let note = format!("(named as resolver: {})", claimed.trim());
+        update.resolution_notes = Some(match update.resolution_notes.take() {
+            Some(notes) => format!("{notes}\n{note}"),
+            None => note,
+        });
+    }
+    update.resolved_by = actor;
+    update
+}
+
+fn check(update: &DlqUpdate) -> Result<(), ServiceError> {
     let by = update.resolved_by.as_deref().map(str::trim).unwrap_or("");
     if !update.status.is_open() && by.is_empty() {
-        return Err(OrchestrationError::BadRequest(format!(
+        return Err(ServiceError::invalid(format!(
             "`resolved_by` is required to move an entry to `{}`",
             update.status
         )));
     }
     if by.chars().count() > 255 {
-        return Err(OrchestrationError::BadRequest(
-            "`resolved_by` must be at most 255 characters".into(),
+        return Err(ServiceError::invalid(
+            "`resolved_by` must be at most 255 characters",
         ));
     }
     if update
@@ -122,7 +159,7 @@ fn check(update: &DlqUpdate) -> Result<(), OrchestrationError> {
         .as_ref()
         .is_some_and(|n| n.chars().count() > MAX_NOTES)
     {
-        return Err(OrchestrationError::BadRequest(format!(
+        return Err(ServiceError::invalid(format!(
             "`resolution_notes` must be at most {MAX_NOTES} characters"
         )));
     }

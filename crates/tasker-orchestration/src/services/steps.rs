@@ -6,16 +6,24 @@ use tasker_types::ids::{StepUuid, TaskUuid};
 
 use super::views::step_view;
 use crate::Orchestrator;
+use crate::auth::{Permission, Principal};
 use crate::error::OrchestrationError;
+use crate::services::error::ServiceError;
 
 /// Every step of a task.
 ///
 /// # Errors
-/// [`OrchestrationError::TaskNotFound`].
+/// Forbidden without `steps:read`; not found.
 pub async fn list(
     orchestrator: &Orchestrator,
+    principal: &Principal,
     task: TaskUuid,
-) -> Result<Vec<StepView>, OrchestrationError> {
+) -> Result<Vec<StepView>, ServiceError> {
+    principal.require(Permission::StepsRead)?;
+    all(orchestrator, task).await
+}
+
+async fn all(orchestrator: &Orchestrator, task: TaskUuid) -> Result<Vec<StepView>, ServiceError> {
     let pool = orchestrator.pool();
     task::get(pool, task)
         .await?
@@ -28,29 +36,41 @@ pub async fn list(
 /// One step of a task.
 ///
 /// # Errors
-/// [`OrchestrationError::TaskNotFound`], [`OrchestrationError::StepNotFound`].
+/// Forbidden without `steps:read`; the task or step not found.
 pub async fn get(
+    orchestrator: &Orchestrator,
+    principal: &Principal,
+    task: TaskUuid,
+    step: StepUuid,
+) -> Result<StepView, ServiceError> {
+    principal.require(Permission::StepsRead)?;
+    one(orchestrator, task, step).await
+}
+
+async fn one(
     orchestrator: &Orchestrator,
     task: TaskUuid,
     step: StepUuid,
-) -> Result<StepView, OrchestrationError> {
-    list(orchestrator, task)
+) -> Result<StepView, ServiceError> {
+    all(orchestrator, task)
         .await?
         .into_iter()
         .find(|s| s.workflow_step_uuid == step)
-        .ok_or(OrchestrationError::StepNotFound { task, step })
+        .ok_or_else(|| OrchestrationError::StepNotFound { task, step }.into())
 }
 
 /// A step's attempts and transitions.
 ///
 /// # Errors
-/// [`OrchestrationError::TaskNotFound`], [`OrchestrationError::StepNotFound`].
+/// Forbidden without `steps:read`; the task or step not found.
 pub async fn audit(
     orchestrator: &Orchestrator,
+    principal: &Principal,
     task: TaskUuid,
     step: StepUuid,
-) -> Result<StepAudit, OrchestrationError> {
-    let view = get(orchestrator, task, step).await?;
+) -> Result<StepAudit, ServiceError> {
+    principal.require(Permission::StepsRead)?;
+    let view = one(orchestrator, task, step).await?;
     let pool = orchestrator.pool();
     let attempts = result_audit::list_for_step(pool, step)
         .await?
@@ -95,19 +115,24 @@ pub async fn audit(
 }
 
 /// Applies an operator's action to a step (SPEC §4.10) and returns the step
-/// as it now is.
+/// as it now is. The actor recorded is the authenticated caller; the
+/// request's `actor` counts only when auth is off (see [`Principal::actor`]).
 ///
 /// # Errors
-/// [`OrchestrationError::TaskNotFound`], [`OrchestrationError::StepNotFound`],
-/// [`OrchestrationError::BadRequest`] for a malformed request,
-/// [`OrchestrationError::StepActionRefused`] when the step's state does not
-/// allow it, [`OrchestrationError::AlreadyFinished`] for a finished task.
+/// Forbidden without `steps:resolve`; the task or step not found; invalid
+/// for a malformed request; conflict when the step's state does not allow
+/// it or the task has finished.
 pub async fn act(
     orchestrator: &Orchestrator,
+    principal: &Principal,
     task: TaskUuid,
     step: StepUuid,
     request: &StepActionRequest,
-) -> Result<StepView, OrchestrationError> {
-    orchestrator.act_on_step(task, step, request).await?;
-    get(orchestrator, task, step).await
+) -> Result<StepView, ServiceError> {
+    principal.require(Permission::StepsResolve)?;
+    let actor = principal.actor(Some(&request.actor)).unwrap_or("");
+    orchestrator
+        .act_on_step_as(task, step, request, actor)
+        .await?;
+    one(orchestrator, task, step).await
 }

@@ -10,7 +10,9 @@ use tasker_types::ids::TaskUuid;
 
 use super::views::task_view;
 use crate::Orchestrator;
+use crate::auth::{Permission, Principal};
 use crate::error::OrchestrationError;
+use crate::services::error::ServiceError;
 
 /// Default and largest page sizes of task listings.
 pub const DEFAULT_PAGE: u32 = 25;
@@ -20,79 +22,61 @@ pub const MAX_PAGE: u32 = 100;
 /// Creates a task and returns its view with steps.
 ///
 /// # Errors
-/// As [`Orchestrator::create_task`], plus [`OrchestrationError::BadRequest`]
-/// for malformed optional fields.
+/// Forbidden without `tasks:create`; otherwise as [`Orchestrator::create_task`]
+/// (which validates the request).
 pub async fn create(
     orchestrator: &Orchestrator,
+    principal: &Principal,
     request: TaskRequest,
-) -> Result<TaskView, OrchestrationError> {
-    check_request(&request)?;
+) -> Result<TaskView, ServiceError> {
+    principal.require(Permission::TasksCreate)?;
     let created = orchestrator.create_task(request).await?;
-    get(orchestrator, created.task_uuid, true).await
-}
-
-fn check_request(request: &TaskRequest) -> Result<(), OrchestrationError> {
-    let too_long = |field: &str, value: &Option<String>| {
-        value.as_ref().filter(|v| v.chars().count() > 255).map(|_| {
-            OrchestrationError::BadRequest(format!("`{field}` must be at most 255 characters"))
-        })
-    };
-    for (field, value) in [
-        ("initiator", &request.initiator),
-        ("source_system", &request.source_system),
-        ("reason", &request.reason),
-    ] {
-        if let Some(err) = too_long(field, value) {
-            return Err(err);
-        }
-    }
-    if request.tags.len() > 32
-        || request
-            .tags
-            .iter()
-            .any(|t| t.is_empty() || t.chars().count() > 64)
-    {
-        return Err(OrchestrationError::BadRequest(
-            "`tags` takes at most 32 tags of 1 to 64 characters".into(),
-        ));
-    }
-    if !request.context.is_object() {
-        return Err(OrchestrationError::BadRequest(
-            "`context` must be a JSON object".into(),
-        ));
-    }
-    Ok(())
+    view(orchestrator, created.task_uuid, true).await
 }
 
 /// One task's view.
 ///
 /// # Errors
-/// [`OrchestrationError::TaskNotFound`].
+/// Forbidden without `tasks:read`; not found.
 pub async fn get(
+    orchestrator: &Orchestrator,
+    principal: &Principal,
+    task: TaskUuid,
+    with_steps: bool,
+) -> Result<TaskView, ServiceError> {
+    principal.require(Permission::TasksRead)?;
+    view(orchestrator, task, with_steps).await
+}
+
+async fn view(
     orchestrator: &Orchestrator,
     task: TaskUuid,
     with_steps: bool,
-) -> Result<TaskView, OrchestrationError> {
+) -> Result<TaskView, ServiceError> {
     let row = task::get(orchestrator.pool(), task)
         .await?
         .ok_or(OrchestrationError::TaskNotFound(task))?;
     let mut views = views_of(orchestrator, vec![row], with_steps).await?;
-    views.pop().ok_or(OrchestrationError::TaskNotFound(task))
+    views
+        .pop()
+        .ok_or_else(|| OrchestrationError::TaskNotFound(task).into())
 }
 
 /// A page of tasks, newest first.
 ///
 /// # Errors
-/// [`OrchestrationError::BadRequest`] for an unknown `include`.
+/// Forbidden without `tasks:read`; invalid for an unknown `include`.
 pub async fn list(
     orchestrator: &Orchestrator,
+    principal: &Principal,
     query: TaskListQuery,
-) -> Result<TaskList, OrchestrationError> {
+) -> Result<TaskList, ServiceError> {
+    principal.require(Permission::TasksRead)?;
     let with_steps = match query.include.as_deref() {
         None | Some("") => false,
         Some("steps") => true,
         Some(other) => {
-            return Err(OrchestrationError::BadRequest(format!(
+            return Err(ServiceError::invalid(format!(
                 "`include` takes `steps`, not `{other}`"
             )));
         }
@@ -123,14 +107,16 @@ pub async fn list(
 /// Cancels a task and returns its view.
 ///
 /// # Errors
-/// [`OrchestrationError::TaskNotFound`], [`OrchestrationError::AlreadyFinished`].
+/// Forbidden without `tasks:cancel`; not found; conflict when already finished.
 pub async fn cancel(
     orchestrator: &Orchestrator,
+    principal: &Principal,
     task: TaskUuid,
     reason: Option<&str>,
-) -> Result<TaskView, OrchestrationError> {
+) -> Result<TaskView, ServiceError> {
+    principal.require(Permission::TasksCancel)?;
     orchestrator.cancel_task(task, reason).await?;
-    get(orchestrator, task, true).await
+    view(orchestrator, task, true).await
 }
 
 /// Views of `rows`, loading their steps and edges in two queries.
@@ -138,7 +124,7 @@ pub(crate) async fn views_of(
     orchestrator: &Orchestrator,
     rows: Vec<TaskRow>,
     with_steps: bool,
-) -> Result<Vec<TaskView>, OrchestrationError> {
+) -> Result<Vec<TaskView>, ServiceError> {
     let uuids: Vec<TaskUuid> = rows.iter().map(|r| r.task_uuid).collect();
     let mut steps: HashMap<TaskUuid, Vec<StepRow>> = HashMap::new();
     for step in workflow_step::list_for_tasks(orchestrator.pool(), &uuids).await? {

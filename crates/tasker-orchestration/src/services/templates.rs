@@ -8,7 +8,9 @@ use tasker_types::api::{
 use tasker_types::template::{TaskTemplate, TemplateErrors};
 
 use crate::Orchestrator;
+use crate::auth::{Permission, Principal};
 use crate::error::OrchestrationError;
+use crate::services::error::ServiceError;
 
 /// A template as submitted.
 #[derive(Clone, Debug)]
@@ -45,12 +47,15 @@ fn summary_of(
 /// Nothing is written when it is invalid or conflicts.
 ///
 /// # Errors
-/// [`OrchestrationError::InvalidTemplate`] listing every problem;
-/// `Db(TemplateConflict)` for changed content under a registered version.
+/// Forbidden without `templates:write`; invalid (`invalid_template`)
+/// listing every problem; conflict for changed content under a registered
+/// version.
 pub async fn register(
     orchestrator: &Orchestrator,
+    principal: &Principal,
     source: TemplateSource,
-) -> Result<TemplateRegistration, OrchestrationError> {
+) -> Result<TemplateRegistration, ServiceError> {
+    principal.require(Permission::TemplatesWrite)?;
     let template = parse(source).map_err(OrchestrationError::InvalidTemplate)?;
     let queues = template
         .queues()
@@ -72,8 +77,15 @@ pub async fn register(
 }
 
 /// Checks a template without registering it.
-pub fn validate(source: TemplateSource) -> ValidationReport {
-    match parse(source) {
+///
+/// # Errors
+/// Forbidden without `templates:read`.
+pub fn validate(
+    principal: &Principal,
+    source: TemplateSource,
+) -> Result<ValidationReport, ServiceError> {
+    principal.require(Permission::TemplatesRead)?;
+    Ok(match parse(source) {
         Ok(template) => ValidationReport {
             valid: true,
             errors: Vec::new(),
@@ -84,7 +96,7 @@ pub fn validate(source: TemplateSource) -> ValidationReport {
             errors: issues(&errors),
             template: None,
         },
-    }
+    })
 }
 
 /// The problems of an invalid template, for API bodies.
@@ -102,11 +114,13 @@ pub fn issues(errors: &TemplateErrors) -> Vec<TemplateIssue> {
 /// Registered templates, optionally of one namespace.
 ///
 /// # Errors
-/// [`OrchestrationError`] on database failure.
+/// Forbidden without `templates:read`.
 pub async fn list(
     orchestrator: &Orchestrator,
+    principal: &Principal,
     namespace: Option<&str>,
-) -> Result<Vec<TemplateSummary>, OrchestrationError> {
+) -> Result<Vec<TemplateSummary>, ServiceError> {
+    principal.require(Permission::TemplatesRead)?;
     Ok(named_task::list(orchestrator.pool(), namespace)
         .await?
         .into_iter()
@@ -124,13 +138,15 @@ pub async fn list(
 /// One registered template.
 ///
 /// # Errors
-/// [`OrchestrationError::TemplateNotFound`].
+/// Forbidden without `templates:read`; not found.
 pub async fn get(
     orchestrator: &Orchestrator,
+    principal: &Principal,
     namespace: &str,
     name: &str,
     version: &str,
-) -> Result<TemplateDetail, OrchestrationError> {
+) -> Result<TemplateDetail, ServiceError> {
+    principal.require(Permission::TemplatesRead)?;
     let stored = named_task::get(orchestrator.pool(), namespace, name, version)
         .await?
         .ok_or_else(|| OrchestrationError::TemplateNotFound {
@@ -142,6 +158,6 @@ pub async fn get(
         summary: summary_of(&stored.template, stored.created_at),
         content_hash: stored.content_hash.clone(),
         template: serde_json::to_value(&stored.template)
-            .map_err(|e| OrchestrationError::Corrupt(e.to_string()))?,
+            .map_err(|e| ServiceError::from(OrchestrationError::Corrupt(e.to_string())))?,
     })
 }

@@ -1,16 +1,16 @@
 //! One error type for every REST response that is not a success, rendered
 //! as SPEC §8.1's `{"error": {"code", "message", "details"}}` with an honest
-//! status. 4xx say what was wrong; 5xx say nothing internal but carry an id
-//! that is also in the server log.
+//! status. Service failures arrive as a [`ServiceError`] whose kind picks
+//! the status ([`status_of`]); the few errors only HTTP has (body too large,
+//! unknown route, wrong method, request timeout) are made here.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tasker_db::DbError;
 use tasker_types::api::{ErrorBody, ErrorDetail};
 
 use crate::error::OrchestrationError;
-use crate::services::templates::issues;
+use crate::services::error::{ErrorKind, ServiceError};
 
 /// An error response.
 #[derive(Debug)]
@@ -48,31 +48,12 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
-
-    fn internal(err: &dyn std::fmt::Display) -> Self {
-        let id = uuid::Uuid::now_v7();
-        tracing::error!(error_id = %id, error = %err, "request failed");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("internal error (error id {id}); see the server log"),
-        )
-        .with_details(json!({ "error_id": id }))
-    }
-
-    fn unavailable(err: &dyn std::fmt::Display) -> Self {
-        tracing::warn!(error = %err, "request failed on a transient error");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the database is temporarily unavailable; retry shortly",
-        )
-    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let retry = self.status == StatusCode::SERVICE_UNAVAILABLE;
+        let challenge = self.status == StatusCode::UNAUTHORIZED;
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_owned(),
@@ -86,86 +67,39 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        if challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"tasker\""),
+            );
+        }
         response
+    }
+}
+
+/// The one place a service failure's kind becomes an HTTP status.
+pub(crate) fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        Self::new(status_of(err.kind()), err.code(), err.message())
+            .with_details(err.details().clone())
     }
 }
 
 impl From<OrchestrationError> for ApiError {
     fn from(err: OrchestrationError) -> Self {
-        use OrchestrationError as E;
-        match err {
-            E::TemplateNotFound { .. } => {
-                Self::new(StatusCode::NOT_FOUND, "template_not_found", err.to_string())
-            }
-            E::TaskNotFound(_) => {
-                Self::new(StatusCode::NOT_FOUND, "task_not_found", err.to_string())
-            }
-            E::StepNotFound { .. } => {
-                Self::new(StatusCode::NOT_FOUND, "step_not_found", err.to_string())
-            }
-            E::InvalidContext { ref violations } => {
-                let details = json!({ "violations": violations });
-                Self::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "schema_mismatch",
-                    err.to_string(),
-                )
-                .with_details(details)
-            }
-            E::AlreadyFinished { state, .. } => {
-                Self::new(StatusCode::CONFLICT, "already_finished", err.to_string())
-                    .with_details(json!({ "state": state }))
-            }
-            E::InvalidTemplate(ref errors) => {
-                Self::bad_request("invalid_template", err.to_string())
-                    .with_details(json!({ "errors": issues(errors) }))
-            }
-            E::BadRequest(message) => Self::bad_request("bad_request", message),
-            E::StepActionRefused { state, .. } => {
-                Self::new(StatusCode::CONFLICT, "invalid_step_action", err.to_string())
-                    .with_details(json!({ "state": state }))
-            }
-            E::Db(db) => db.into(),
-            E::Messaging(m) if m.is_transient() => Self::unavailable(&m),
-            E::Messaging(m) => Self::internal(&m),
-            E::Corrupt(_) => Self::internal(&err),
-        }
-    }
-}
-
-impl From<DbError> for ApiError {
-    fn from(err: DbError) -> Self {
-        match err {
-            DbError::DuplicateTask { existing } => Self::new(
-                StatusCode::CONFLICT,
-                "duplicate_task",
-                format!("a task with the same identity already exists: {existing}"),
-            )
-            .with_details(json!({ "task_uuid": existing })),
-            DbError::TemplateConflict { .. } => {
-                Self::new(StatusCode::CONFLICT, "template_conflict", err.to_string())
-            }
-            DbError::TemplateNotFound { .. } => {
-                Self::new(StatusCode::NOT_FOUND, "template_not_found", err.to_string())
-            }
-            DbError::TaskNotFound(_) => {
-                Self::new(StatusCode::NOT_FOUND, "task_not_found", err.to_string())
-            }
-            DbError::Identity(_) => Self::bad_request("bad_request", err.to_string()),
-            DbError::DlqEntryNotFound(_) => Self::new(
-                StatusCode::NOT_FOUND,
-                "dlq_entry_not_found",
-                err.to_string(),
-            ),
-            DbError::DlqStatusConflict { from, .. } => {
-                Self::new(StatusCode::CONFLICT, "dlq_status_conflict", err.to_string())
-                    .with_details(json!({ "status": from }))
-            }
-            DbError::TransitionConflict { .. } => {
-                Self::new(StatusCode::CONFLICT, "conflict", err.to_string())
-            }
-            ref e if e.is_transient() => Self::unavailable(e),
-            other => Self::internal(&other),
-        }
+        ServiceError::from(err).into()
     }
 }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::state::AppState;
+use crate::auth::Principal;
 use crate::services::templates::TemplateSource;
 
 /// Reads the body under the configured size limit.
@@ -213,6 +214,36 @@ fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<T, ApiE
             format!("invalid query parameters: {}", err.body_text()),
         )
     })
+}
+
+/// The authenticated caller of a protected route (`Authorization: Bearer`
+/// or `X-API-Key`); with auth off, [`Principal::unauthenticated`]. Listed
+/// first among a handler's arguments, so a request without credentials is
+/// answered 401 before its body is read.
+#[derive(Debug)]
+pub(crate) struct Caller(pub(crate) Principal);
+
+impl<S> FromRequestParts<S> for Caller
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let state = AppState::from_ref(state);
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+        };
+        state
+            .auth
+            .authenticate_headers(header("authorization"), header("x-api-key"))
+            .map(Caller)
+            .map_err(ApiError::from)
+    }
 }
 
 /// Parses a UUID path segment, answering 400 when it is not one.

@@ -6,6 +6,7 @@
 mod error;
 mod extract;
 mod routes;
+mod security;
 mod state;
 
 use std::time::Instant;
@@ -28,7 +29,7 @@ pub use state::AppState;
 #[openapi(
     info(
         title = "Tasker API",
-        description = "Create and inspect workflow tasks, steps and templates. Errors are `{\"error\": {\"code\", \"message\", \"details\"}}`.",
+        description = "Create and inspect workflow tasks, steps and templates. Errors are `{\"error\": {\"code\", \"message\", \"details\"}}`. With `[auth] enabled = true` every `/v1` route needs a bearer JWT or an `X-API-Key` holding the permission it names (401 without valid credentials, 403 without the permission); health, metrics and this document stay public.",
         license(name = "MIT")
     ),
     tags(
@@ -36,6 +37,7 @@ pub use state::AppState;
         (name = "steps", description = "The workflow steps of a task"),
         (name = "templates", description = "Versioned task templates"),
         (name = "dlq", description = "Tasks that need a person: investigation records"),
+        (name = "analytics", description = "Throughput, durations and bottlenecks over a window"),
         (name = "health", description = "Health and metrics")
     )
 )]
@@ -43,7 +45,7 @@ struct ApiDoc;
 
 /// The routes and their OpenAPI document.
 pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(
             routes::tasks::create_task,
             routes::tasks::list_tasks
@@ -63,12 +65,17 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::dlq::for_task))
         .routes(routes!(routes::dlq::update_entry))
         .routes(routes!(routes::dlq::resolve_matching))
+        .routes(routes!(routes::analytics::performance))
+        .routes(routes!(routes::analytics::bottlenecks))
         .routes(routes!(routes::health::health))
         .routes(routes!(routes::health::live))
         .routes(routes!(routes::health::ready))
         .routes(routes!(routes::health::detailed))
         .routes(routes!(routes::health::metrics))
-        .split_for_parts()
+        .split_for_parts();
+    let mut openapi = openapi;
+    security::declare(&mut openapi);
+    (router, openapi)
 }
 
 /// The complete application: the API, its documents, limits and metrics.

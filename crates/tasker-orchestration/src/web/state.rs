@@ -1,8 +1,11 @@
 //! What every REST handler can reach.
 
+use std::sync::Arc;
+
 use tasker_config::WebConfig;
 
 use crate::Orchestrator;
+use crate::auth::Authenticator;
 use crate::services::health::HealthState;
 use crate::telemetry::metrics::MetricsHandle;
 
@@ -17,4 +20,6 @@ pub struct AppState {
     pub web: WebConfig,
     /// The Prometheus registry.
     pub metrics: MetricsHandle,
+    /// Checks credentials (a pass-through when auth is off).
+    pub auth: Arc<Authenticator>,
 }

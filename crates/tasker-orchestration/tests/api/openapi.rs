@@ -30,6 +30,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/dlq/task/{task_uuid}"),
     ("PATCH", "/v1/dlq/entry/{entry_uuid}"),
     ("POST", "/v1/dlq/resolve"),
+    ("GET", "/v1/analytics/performance"),
+    ("GET", "/v1/analytics/bottlenecks"),
     ("GET", "/v1/templates"),
     ("POST", "/v1/templates"),
     ("POST", "/v1/templates/validate"),

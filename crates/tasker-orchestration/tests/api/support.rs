@@ -12,6 +12,7 @@ use tasker_config::{ConfigLoader, TaskerConfig};
 use tasker_db::testing::TestDb;
 use tasker_messaging::{MessageQueue, PgmqQueue};
 use tasker_orchestration::Orchestrator;
+use tasker_orchestration::auth::Authenticator;
 use tasker_orchestration::services::health::HealthState;
 use tasker_orchestration::telemetry::metrics::MetricsHandle;
 use tasker_orchestration::web::{AppState, app};
@@ -71,6 +72,7 @@ impl Api {
             health: HealthState::default(),
             web: config.web.clone(),
             metrics: MetricsHandle::global(),
+            auth: Arc::new(Authenticator::disabled()),
         };
         Self {
             app: app(state.clone()),

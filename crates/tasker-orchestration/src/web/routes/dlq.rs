@@ -10,7 +10,7 @@ use tasker_types::ids::{DlqEntryUuid, TaskUuid};
 
 use crate::services::dlq;
 use crate::web::error::ApiError;
-use crate::web::extract::{ApiJson, ApiQuery, uuid_param};
+use crate::web::extract::{ApiJson, ApiQuery, Caller, uuid_param};
 use crate::web::state::AppState;
 
 /// List DLQ entries, newest first, with filters and a cursor.
@@ -18,16 +18,20 @@ use crate::web::state::AppState;
     responses((status = 200, body = DlqList), (status = 400, body = ErrorBody)))]
 pub(crate) async fn list_entries(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     ApiQuery(query): ApiQuery<DlqListQuery>,
 ) -> Result<Json<DlqList>, ApiError> {
-    Ok(Json(dlq::list(&state.orchestrator, query).await?))
+    Ok(Json(dlq::list(&state.orchestrator, &caller, query).await?))
 }
 
 /// Counts of DLQ entries by reason and status.
 #[utoipa::path(get, path = "/v1/dlq/stats", tag = "dlq",
     responses((status = 200, body = DlqStats)))]
-pub(crate) async fn stats(State(state): State<AppState>) -> Result<Json<DlqStats>, ApiError> {
-    Ok(Json(dlq::stats(&state.orchestrator).await?))
+pub(crate) async fn stats(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Json<DlqStats>, ApiError> {
+    Ok(Json(dlq::stats(&state.orchestrator, &caller).await?))
 }
 
 /// Every DLQ entry of one task, newest first.
@@ -36,10 +40,13 @@ pub(crate) async fn stats(State(state): State<AppState>) -> Result<Json<DlqStats
     responses((status = 200, body = Vec<DlqEntryView>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn for_task(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(task_uuid): Path<String>,
 ) -> Result<Json<Vec<DlqEntryView>>, ApiError> {
     let task: TaskUuid = uuid_param(&task_uuid, "task")?;
-    Ok(Json(dlq::for_task(&state.orchestrator, task).await?))
+    Ok(Json(
+        dlq::for_task(&state.orchestrator, &caller, task).await?,
+    ))
 }
 
 /// Record an investigation's outcome (`investigating`, `resolved`,
@@ -50,11 +57,14 @@ pub(crate) async fn for_task(
         (status = 409, description = "The entry is closed, or the change goes backwards", body = ErrorBody)))]
 pub(crate) async fn update_entry(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(entry_uuid): Path<String>,
     ApiJson(update): ApiJson<DlqUpdate>,
 ) -> Result<Json<DlqEntryView>, ApiError> {
     let entry: DlqEntryUuid = uuid_param(&entry_uuid, "DLQ entry")?;
-    Ok(Json(dlq::update(&state.orchestrator, entry, update).await?))
+    Ok(Json(
+        dlq::update(&state.orchestrator, &caller, entry, update).await?,
+    ))
 }
 
 /// Resolve every open entry matching a filter at once.
@@ -62,9 +72,10 @@ pub(crate) async fn update_entry(
     responses((status = 200, body = DlqBulkResult), (status = 400, body = ErrorBody)))]
 pub(crate) async fn resolve_matching(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     ApiJson(request): ApiJson<DlqBulkResolve>,
 ) -> Result<Json<DlqBulkResult>, ApiError> {
     Ok(Json(
-        dlq::resolve_matching(&state.orchestrator, request).await?,
+        dlq::resolve_matching(&state.orchestrator, &caller, request).await?,
     ))
 }

@@ -7,7 +7,7 @@ use tasker_types::ids::{StepUuid, TaskUuid};
 
 use crate::services::steps;
 use crate::web::error::ApiError;
-use crate::web::extract::{ApiJson, uuid_param};
+use crate::web::extract::{ApiJson, Caller, uuid_param};
 use crate::web::state::AppState;
 
 /// Every step of a task, with readiness and results.
@@ -16,10 +16,11 @@ use crate::web::state::AppState;
     responses((status = 200, body = Vec<StepView>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn list_steps(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(task_uuid): Path<String>,
 ) -> Result<Json<Vec<StepView>>, ApiError> {
     let task: TaskUuid = uuid_param(&task_uuid, "task")?;
-    Ok(Json(steps::list(&state.orchestrator, task).await?))
+    Ok(Json(steps::list(&state.orchestrator, &caller, task).await?))
 }
 
 /// One step.
@@ -28,11 +29,14 @@ pub(crate) async fn list_steps(
     responses((status = 200, body = StepView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get_step(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path((task_uuid, step_uuid)): Path<(String, String)>,
 ) -> Result<Json<StepView>, ApiError> {
     let task: TaskUuid = uuid_param(&task_uuid, "task")?;
     let step: StepUuid = uuid_param(&step_uuid, "step")?;
-    Ok(Json(steps::get(&state.orchestrator, task, step).await?))
+    Ok(Json(
+        steps::get(&state.orchestrator, &caller, task, step).await?,
+    ))
 }
 
 /// A step's attempts and state changes.
@@ -41,11 +45,14 @@ pub(crate) async fn get_step(
     responses((status = 200, body = StepAudit), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn step_audit(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path((task_uuid, step_uuid)): Path<(String, String)>,
 ) -> Result<Json<StepAudit>, ApiError> {
     let task: TaskUuid = uuid_param(&task_uuid, "task")?;
     let step: StepUuid = uuid_param(&step_uuid, "step")?;
-    Ok(Json(steps::audit(&state.orchestrator, task, step).await?))
+    Ok(Json(
+        steps::audit(&state.orchestrator, &caller, task, step).await?,
+    ))
 }
 
 /// Repair a step: `reset_for_retry` (optionally with new `inputs`),
@@ -61,12 +68,13 @@ pub(crate) async fn step_audit(
         (status = 409, description = "The step's or task's state does not allow the action", body = ErrorBody)))]
 pub(crate) async fn act_on_step(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path((task_uuid, step_uuid)): Path<(String, String)>,
     ApiJson(request): ApiJson<StepActionRequest>,
 ) -> Result<Json<StepView>, ApiError> {
     let task: TaskUuid = uuid_param(&task_uuid, "task")?;
     let step: StepUuid = uuid_param(&step_uuid, "step")?;
     Ok(Json(
-        steps::act(&state.orchestrator, task, step, &request).await?,
+        steps::act(&state.orchestrator, &caller, task, step, &request).await?,
     ))
 }

@@ -10,7 +10,7 @@ use tasker_types::ids::TaskUuid;
 
 use crate::services::tasks;
 use crate::web::error::ApiError;
-use crate::web::extract::{ApiJson, ApiQuery, uuid_param};
+use crate::web::extract::{ApiJson, ApiQuery, Caller, uuid_param};
 use crate::web::state::AppState;
 
 /// Create a task: the graph is written and its ready steps enqueued at once.
@@ -25,9 +25,10 @@ use crate::web::state::AppState;
     ))]
 pub(crate) async fn create_task(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     ApiJson(request): ApiJson<TaskRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let view = tasks::create(&state.orchestrator, request).await?;
+    let view = tasks::create(&state.orchestrator, &caller, request).await?;
     let location = format!("/v1/tasks/{}", view.task_uuid);
     Ok((
         StatusCode::CREATED,
@@ -41,9 +42,12 @@ pub(crate) async fn create_task(
     responses((status = 200, body = TaskList), (status = 400, body = ErrorBody)))]
 pub(crate) async fn list_tasks(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     ApiQuery(query): ApiQuery<TaskListQuery>,
 ) -> Result<Json<TaskList>, ApiError> {
-    Ok(Json(tasks::list(&state.orchestrator, query).await?))
+    Ok(Json(
+        tasks::list(&state.orchestrator, &caller, query).await?,
+    ))
 }
 
 /// One task with its steps.
@@ -52,10 +56,13 @@ pub(crate) async fn list_tasks(
     responses((status = 200, body = TaskView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get_task(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(task_uuid): Path<String>,
 ) -> Result<Json<TaskView>, ApiError> {
     let task: TaskUuid = uuid_param(&task_uuid, "task")?;
-    Ok(Json(tasks::get(&state.orchestrator, task, true).await?))
+    Ok(Json(
+        tasks::get(&state.orchestrator, &caller, task, true).await?,
+    ))
 }
 
 /// Why a task is cancelled.
@@ -74,11 +81,12 @@ pub(crate) struct CancelQuery {
         (status = 409, description = "Already finished", body = ErrorBody)))]
 pub(crate) async fn cancel_task(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(task_uuid): Path<String>,
     ApiQuery(query): ApiQuery<CancelQuery>,
 ) -> Result<Json<TaskView>, ApiError> {
     let task: TaskUuid = uuid_param(&task_uuid, "task")?;
     Ok(Json(
-        tasks::cancel(&state.orchestrator, task, query.reason.as_deref()).await?,
+        tasks::cancel(&state.orchestrator, &caller, task, query.reason.as_deref()).await?,
     ))
 }

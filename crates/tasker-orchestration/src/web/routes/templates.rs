@@ -11,7 +11,7 @@ use tasker_types::api::{
 
 use crate::services::templates;
 use crate::web::error::ApiError;
-use crate::web::extract::{ApiQuery, TemplateBody};
+use crate::web::extract::{ApiQuery, Caller, TemplateBody};
 use crate::web::state::AppState;
 
 /// Filters of the template listing.
@@ -28,10 +28,11 @@ pub(crate) struct TemplateQuery {
     responses((status = 200, body = Vec<TemplateSummary>), (status = 400, body = ErrorBody)))]
 pub(crate) async fn list_templates(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     ApiQuery(query): ApiQuery<TemplateQuery>,
 ) -> Result<Json<Vec<TemplateSummary>>, ApiError> {
     Ok(Json(
-        templates::list(&state.orchestrator, query.namespace.as_deref()).await?,
+        templates::list(&state.orchestrator, &caller, query.namespace.as_deref()).await?,
     ))
 }
 
@@ -48,9 +49,10 @@ pub(crate) async fn list_templates(
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub(crate) async fn register_template(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     TemplateBody(source): TemplateBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    let registration = templates::register(&state.orchestrator, source).await?;
+    let registration = templates::register(&state.orchestrator, &caller, source).await?;
     let status = if registration.status == "created" {
         StatusCode::CREATED
     } else {
@@ -65,9 +67,10 @@ pub(crate) async fn register_template(
     responses((status = 200, description = "The verdict, with every problem", body = ValidationReport),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub(crate) async fn validate_template(
+    Caller(caller): Caller,
     TemplateBody(source): TemplateBody,
-) -> Json<ValidationReport> {
-    Json(templates::validate(source))
+) -> Result<Json<ValidationReport>, ApiError> {
+    Ok(Json(templates::validate(&caller, source)?))
 }
 
 /// One registered template.
@@ -76,9 +79,10 @@ pub(crate) async fn validate_template(
     responses((status = 200, body = TemplateDetail), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get_template(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path((namespace, name, version)): Path<(String, String, String)>,
 ) -> Result<Json<TemplateDetail>, ApiError> {
     Ok(Json(
-        templates::get(&state.orchestrator, &namespace, &name, &version).await?,
+        templates::get(&state.orchestrator, &caller, &namespace, &name, &version).await?,
     ))
 }
