@@ -4,6 +4,7 @@
 //! seconds and no thresholds, so the harness never rots. See
 //! `docs/benchmarks.md`.
 
+mod analytics;
 mod compare;
 mod measure;
 mod stack;
@@ -67,6 +68,16 @@ enum Role {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Time the analytics queries (`/v1/analytics/*`) on a fresh database
+    /// of finished tasks spread over the last 24 hours; no server or worker.
+    Analytics {
+        /// Finished tasks to generate (about four steps and attempts each).
+        #[arg(long, default_value_t = 100_000)]
+        tasks: i64,
+        /// Timed runs of each query per window and filter.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
     /// (internal) Run the orchestration server under test.
     #[command(hide = true)]
     Serve,
@@ -123,6 +134,15 @@ fn main() -> anyhow::Result<()> {
         Some(Role::Work) => runtime.block_on(work()),
         Some(Role::Compare { ref worker, rounds }) => {
             runtime.block_on(run_compare(&cli, worker, rounds))
+        }
+        Some(Role::Analytics { tasks, runs }) => {
+            let settings = analytics::Settings {
+                tasks: if cli.smoke { 2_000 } else { tasks },
+                runs: if cli.smoke { 2 } else { runs },
+                json: cli.json,
+                keep_database: cli.keep_database,
+            };
+            runtime.block_on(analytics::run(&settings))
         }
         None => runtime.block_on(bench(cli)),
     }

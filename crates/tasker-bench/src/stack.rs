@@ -66,7 +66,8 @@ pub(crate) struct Bench {
     pub(crate) logs: PathBuf,
 }
 
-fn database_url(base: &str, database: &str) -> String {
+/// `base` (a server URL) with its database replaced by `database`.
+pub(crate) fn database_url(base: &str, database: &str) -> String {
     let (url, query) = base.split_once('?').map_or((base, ""), |(u, q)| (u, q));
     let host_start = url.find("://").map_or(0, |i| i + 3);
     let path_start = url[host_start..]

@@ -15,6 +15,10 @@
 //!
 //! API errors come back as [`ClientError::Api`] with the server's `code`,
 //! `message` and `details`, so callers branch on codes, not on text.
+//! [`Client::with_credentials`] sends a JWT or an API key when the server
+//! has auth on; [`watch`] follows a task over gRPC's `WatchTask`.
+
+pub mod watch;
 
 use std::time::Duration;
 
@@ -76,11 +80,47 @@ impl ClientError {
     }
 }
 
+/// What the client proves itself with (SPEC §8.3); nothing when the
+/// server runs with auth off.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum Credentials {
+    /// No credentials.
+    #[default]
+    None,
+    /// A JWT, sent as `Authorization: Bearer <token>`.
+    Bearer(String),
+    /// An API key, sent as `X-API-Key: <key>`.
+    ApiKey(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets stay out of logs and panics.
+        f.write_str(match self {
+            Credentials::None => "None",
+            Credentials::Bearer(_) => "Bearer(…)",
+            Credentials::ApiKey(_) => "ApiKey(…)",
+        })
+    }
+}
+
+impl Credentials {
+    /// The header name and value to send, if any.
+    pub fn header(&self) -> Option<(&'static str, String)> {
+        match self {
+            Credentials::None => None,
+            Credentials::Bearer(token) => Some(("authorization", format!("Bearer {token}"))),
+            Credentials::ApiKey(key) => Some(("x-api-key", key.clone())),
+        }
+    }
+}
+
 /// A Tasker REST client. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    credentials: Credentials,
 }
 
 impl Client {
@@ -110,7 +150,23 @@ impl Client {
                 url: base.clone(),
                 source,
             })?;
-        Ok(Self { http, base })
+        Ok(Self {
+            http,
+            base,
+            credentials: Credentials::None,
+        })
+    }
+
+    /// The same client sending `credentials` with every request.
+    #[must_use]
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// The credentials it sends.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
     }
 
     /// The server's base URL.
@@ -119,7 +175,11 @@ impl Client {
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.base))
+        let builder = self.http.request(method, format!("{}{path}", self.base));
+        match self.credentials.header() {
+            Some((name, value)) => builder.header(name, value),
+            None => builder,
+        }
     }
 
     async fn send<T: DeserializeOwned>(&self, builder: RequestBuilder) -> Result<T, ClientError> {

@@ -26,6 +26,27 @@ pub(crate) struct Cli {
         default_value = "http://127.0.0.1:8080"
     )]
     pub(crate) url: String,
+    /// The Tasker server's gRPC endpoint (used by `task watch`, which falls
+    /// back to polling the REST API when it is unreachable).
+    #[arg(
+        long,
+        global = true,
+        env = "TASKER_GRPC_URL",
+        default_value = "http://127.0.0.1:9190"
+    )]
+    pub(crate) grpc_url: String,
+    /// A JWT to send as `Authorization: Bearer` (servers with auth on).
+    #[arg(
+        long,
+        global = true,
+        env = "TASKER_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "api_key"
+    )]
+    pub(crate) token: Option<String>,
+    /// An API key to send as `X-API-Key` (servers with auth on).
+    #[arg(long, global = true, env = "TASKER_API_KEY", hide_env_values = true)]
+    pub(crate) api_key: Option<String>,
     /// `table` for people, `json` for scripts.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
     pub(crate) output: Output,
@@ -58,6 +79,9 @@ pub(crate) enum Command {
     /// Check and print configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Make RS256 key pairs, JWTs and API-key hashes for `[auth]`.
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Run a complete local stack (orchestration, REST API, Rust worker) in this process.
     Dev(DevArgs),
     /// Run the example workflows end to end on a throwaway local stack, then exit.
@@ -365,6 +389,52 @@ pub(crate) struct ConfigArgs {
     /// A directory of overrides (default: TASKER_CONFIG_DIR).
     #[arg(long)]
     pub(crate) config_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuthCommand {
+    /// Write a new RS256 key pair: `tasker-jwt-private.pem` (keep it secret,
+    /// it signs tokens) and `tasker-jwt-public.pem` (the server's
+    /// `auth.jwt_rs256_public_key_path`).
+    GenerateKeys {
+        /// Where to write them.
+        #[arg(long, default_value = ".")]
+        out_dir: PathBuf,
+        /// RSA modulus size.
+        #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(2048..=8192))]
+        bits: u32,
+    },
+    /// Sign a JWT (RS256 with `--private-key`, else HS256 with the secret).
+    Token {
+        /// Who the token speaks for (recorded as the actor of its actions).
+        #[arg(long, value_parser = non_blank)]
+        subject: String,
+        /// Permissions, comma-separated: `tasks:create,tasks:read`, `dlq:*`, `*`.
+        #[arg(long, value_delimiter = ',', required = true)]
+        permissions: Vec<String>,
+        /// Lifetime: seconds, or a number with `s`, `m`, `h` or `d`.
+        #[arg(long, default_value = "1h")]
+        expires: String,
+        /// RS256: the private key PEM (from `auth generate-keys`).
+        #[arg(long, conflicts_with = "secret")]
+        private_key: Option<PathBuf>,
+        /// HS256: the shared secret (at least 32 bytes).
+        #[arg(long, env = "TASKER_JWT_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// The `iss` claim (the server's `auth.jwt_issuer`).
+        #[arg(long, env = "TASKER_JWT_ISSUER", default_value = "tasker")]
+        issuer: String,
+        /// The `aud` claim (the server's `auth.jwt_audience`).
+        #[arg(long, env = "TASKER_JWT_AUDIENCE", default_value = "tasker-api")]
+        audience: String,
+    },
+    /// Print the stored form (`sha256:…`) of an API key for
+    /// `[[auth.api_keys]]`; without `--key`, make a new random key first.
+    HashKey {
+        /// The key to hash.
+        #[arg(long, env = "TASKER_API_KEY_TO_HASH", hide_env_values = true)]
+        key: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -14,7 +14,7 @@ mod visualize;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tasker_client::Client;
+use tasker_client::{Client, Credentials};
 
 use crate::cli::{Cli, Command};
 use crate::exit::{CtlResult, Failure, USAGE};
@@ -55,9 +55,21 @@ fn tracing_subscriber_filter(default: &str) -> tracing_subscriber::EnvFilter {
 }
 
 async fn run(cli: Cli) -> CtlResult {
-    let client = || Client::new(&cli.url).map_err(|e| Failure::new(USAGE, e.to_string()));
+    let credentials = match (cli.token.clone(), cli.api_key.clone()) {
+        (Some(token), _) => Credentials::Bearer(token),
+        (None, Some(key)) => Credentials::ApiKey(key),
+        (None, None) => Credentials::None,
+    };
+    let client = || {
+        Client::new(&cli.url)
+            .map(|c| c.with_credentials(credentials.clone()))
+            .map_err(|e| Failure::new(USAGE, e.to_string()))
+    };
     match cli.command {
-        Command::Task(command) => commands::task::run(&client()?, cli.output, command).await,
+        Command::Task(command) => {
+            commands::task::run(&client()?, &cli.grpc_url, cli.output, command).await
+        }
+        Command::Auth(command) => commands::auth::run(cli.output, command),
         Command::Template(command) => {
             commands::template::run(&client()?, cli.output, command).await
         }

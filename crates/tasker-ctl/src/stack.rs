@@ -31,6 +31,8 @@ pub(crate) enum ClusterDir {
 pub(crate) struct Stack {
     pub(crate) client: Client,
     pub(crate) addr: SocketAddr,
+    /// Where the gRPC API listens, unless configuration disables it.
+    pub(crate) grpc_addr: Option<SocketAddr>,
     pub(crate) database: String,
     shutdown: CancellationToken,
     running: Vec<JoinHandle<()>>,
@@ -84,11 +86,17 @@ impl Stack {
             .context("registering the example templates")?;
 
         config.web.bind_address = bind;
+        // A throwaway stack (the demo, tests) takes any free gRPC port too,
+        // so it never collides with a running `dev`.
+        if bind.port() == 0 {
+            config.grpc.bind_address.set_port(0);
+        }
         let orchestrator = Orchestrator::new(pool.clone(), queue.clone(), config.clone());
         let server = Server::bind(orchestrator, &config).await?;
         let addr = server
             .local_addr()
             .context("the REST API is disabled in configuration")?;
+        let grpc_addr = server.grpc_addr();
         let worker = Worker::new(pool, queue, config, tasker_rust_worker::registry());
 
         let shutdown = CancellationToken::new();
@@ -114,6 +122,7 @@ impl Stack {
         let stack = Self {
             client,
             addr,
+            grpc_addr,
             database,
             shutdown,
             running,

@@ -22,6 +22,7 @@ mod migrate;
 mod pool;
 mod transition;
 
+pub mod analytics;
 pub mod dev_cluster;
 pub mod dlq;
 pub mod execution_context;
@@ -30,6 +31,7 @@ pub mod result_audit;
 pub mod task;
 pub mod task_staleness;
 pub mod task_transition;
+pub mod transition_feed;
 pub mod workflow_step;
 pub mod workflow_step_batch;
 pub mod workflow_step_edge;

@@ -28,10 +28,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 mod error;
+pub mod grpc;
 pub mod lifecycle;
 mod loops;
 mod maintenance;
+pub mod operations;
 pub mod server;
 pub mod services;
 mod shared;
@@ -148,8 +151,9 @@ impl Orchestrator {
     }
 
     /// Applies an operator's repair to a step — `reset_for_retry`,
-    /// `resolve_manually` or `complete_manually` — audited with who and why;
-    /// the task resumes from there in the same transaction.
+    /// `resolve_manually` or `complete_manually` — audited with the
+    /// request's `actor` and `reason`; the task resumes from there in the
+    /// same transaction.
     ///
     /// # Errors
     /// [`OrchestrationError::TaskNotFound`], [`OrchestrationError::StepNotFound`],
@@ -161,7 +165,24 @@ impl Orchestrator {
         step: StepUuid,
         request: &StepActionRequest,
     ) -> Result<TaskRow, OrchestrationError> {
-        lifecycle::repair::act_on_step(&self.shared, task, step, request).await
+        self.act_on_step_as(task, step, request, &request.actor)
+            .await
+    }
+
+    /// As [`Orchestrator::act_on_step`], recorded as done by `actor` (the
+    /// authenticated caller); a request `actor` that differs is kept only
+    /// as a note.
+    ///
+    /// # Errors
+    /// As [`Orchestrator::act_on_step`].
+    pub async fn act_on_step_as(
+        &self,
+        task: TaskUuid,
+        step: StepUuid,
+        request: &StepActionRequest,
+        actor: &str,
+    ) -> Result<TaskRow, OrchestrationError> {
+        lifecycle::repair::act_on_step(&self.shared, task, step, request, actor).await
     }
 
     /// Runs one staleness sweep as if the time were `now` (the background

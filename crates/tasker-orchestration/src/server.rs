@@ -1,16 +1,20 @@
-//! `tasker-server` as a library: migrate, then run orchestration and the
-//! REST API side by side until shutdown, stopping intake first and then
-//! letting orchestration finish what it holds.
+//! `tasker-server` as a library: migrate, then run orchestration, the REST
+//! API and the gRPC API side by side until shutdown, stopping intake first
+//! and then letting orchestration finish what it holds.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tasker_config::TaskerConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::Orchestrator;
+use crate::auth::Authenticator;
 use crate::error::OrchestrationError;
+use crate::grpc::GrpcState;
 use crate::services::health::HealthState;
+use crate::services::watch::WatchHub;
 use crate::telemetry::metrics::MetricsHandle;
 use crate::web::{AppState, app};
 
@@ -18,37 +22,40 @@ use crate::web::{AppState, app};
 pub struct Server {
     orchestrator: Orchestrator,
     listener: Option<TcpListener>,
+    grpc_listener: Option<TcpListener>,
     state: AppState,
+    watch: WatchHub,
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("addr", &self.local_addr())
+            .field("grpc_addr", &self.grpc_addr())
             .finish()
     }
 }
 
 impl Server {
-    /// Binds the REST listener (when `[web] enabled`) for `orchestrator`.
+    /// Binds the REST listener (when `[web] enabled`) and the gRPC one
+    /// (when `[grpc] enabled`) for `orchestrator`, and sets up auth.
     ///
     /// # Errors
-    /// [`OrchestrationError::BadRequest`] when the address cannot be bound.
+    /// [`OrchestrationError::BadRequest`] when an address cannot be bound
+    /// or the auth settings cannot be used (an unreadable key file, say).
     pub async fn bind(
         orchestrator: Orchestrator,
         config: &TaskerConfig,
     ) -> Result<Self, OrchestrationError> {
+        let auth = Authenticator::from_config(&config.auth)
+            .map_err(|e| OrchestrationError::BadRequest(format!("auth settings: {e}")))?;
         let listener = if config.web.enabled {
-            Some(
-                TcpListener::bind(config.web.bind_address)
-                    .await
-                    .map_err(|e| {
-                        OrchestrationError::BadRequest(format!(
-                            "cannot listen on {}: {e}",
-                            config.web.bind_address
-                        ))
-                    })?,
-            )
+            Some(listen(config.web.bind_address).await?)
+        } else {
+            None
+        };
+        let grpc_listener = if config.grpc.enabled {
+            Some(listen(config.grpc.bind_address).await?)
         } else {
             None
         };
@@ -57,17 +64,32 @@ impl Server {
             health: HealthState::default(),
             web: config.web.clone(),
             metrics: MetricsHandle::global(),
+            auth: Arc::new(auth),
         };
         Ok(Self {
             orchestrator,
             listener,
+            grpc_listener,
             state,
+            watch: WatchHub::new(&config.grpc),
         })
     }
 
     /// Where the REST API listens.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Where the gRPC API listens.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The watch registry (tests check that streams clean up after themselves).
+    pub fn watch_hub(&self) -> WatchHub {
+        self.watch.clone()
     }
 
     /// Runs until `shutdown`.
@@ -92,14 +114,50 @@ impl Server {
         if let Some(addr) = addr {
             tracing::info!(%addr, "REST API listening");
         }
+        let grpc_addr = self
+            .grpc_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok());
+        let grpc = self.grpc_listener.map(|listener| {
+            let state = GrpcState {
+                orchestrator: self.orchestrator.clone(),
+                auth: self.state.auth.clone(),
+                watch: self.watch.clone(),
+                health: health.clone(),
+            };
+            let stop = shutdown.clone();
+            let notices = tokio::spawn(
+                self.watch
+                    .clone()
+                    .run(self.orchestrator.pool().clone(), shutdown.clone()),
+            );
+            tokio::spawn(async move {
+                if let Err(err) = crate::grpc::serve(listener, state, stop).await {
+                    tracing::error!(error = %err, "gRPC server failed");
+                }
+                let _ = notices.await;
+            })
+        });
+        if let Some(addr) = grpc_addr {
+            tracing::info!(%addr, "gRPC API listening");
+        }
         health.set_orchestration_running(true);
         let result = self.orchestrator.run(shutdown).await;
         health.set_orchestration_running(false);
         if let Some(http) = http {
             let _ = http.await;
         }
+        if let Some(grpc) = grpc {
+            let _ = grpc.await;
+        }
         result
     }
+}
+
+async fn listen(addr: SocketAddr) -> Result<TcpListener, OrchestrationError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| OrchestrationError::BadRequest(format!("cannot listen on {addr}: {e}")))
 }
 
 /// Connects with `config`, migrates, and serves until `shutdown`.

@@ -73,6 +73,35 @@ impl TaskRequest {
             idempotency_key: None,
         }
     }
+
+    /// Checks what the types cannot express: text lengths, tags, and that
+    /// `context` is an object. The message names the field and why.
+    ///
+    /// # Errors
+    /// The first problem found.
+    pub fn check(&self) -> Result<(), String> {
+        for (field, value) in [
+            ("initiator", &self.initiator),
+            ("source_system", &self.source_system),
+            ("reason", &self.reason),
+        ] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > 255) {
+                return Err(format!("`{field}` must be at most 255 characters"));
+            }
+        }
+        if self.tags.len() > 32
+            || self
+                .tags
+                .iter()
+                .any(|t| t.is_empty() || t.chars().count() > 64)
+        {
+            return Err("`tags` takes at most 32 tags of 1 to 64 characters".into());
+        }
+        if !self.context.is_object() {
+            return Err("`context` must be a JSON object".into());
+        }
+        Ok(())
+    }
 }
 
 /// What a task is doing, in one word (SPEC §8.1).
@@ -268,7 +297,9 @@ impl StepActionKind {
 pub struct StepActionRequest {
     /// What to do.
     pub action: StepActionKind,
-    /// Who does it (recorded in the audit trail).
+    /// Who does it, when auth is off. With auth on, the authenticated
+    /// subject is recorded as the actor and this is kept only as a note.
+    #[serde(default)]
     pub actor: String,
     /// Why (recorded in the audit trail).
     pub reason: String,
@@ -378,6 +409,31 @@ pub struct TransitionView {
     /// Details.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: Value,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One state change of a watched task or of one of its steps, as
+/// `WatchTask` delivers it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TransitionEvent {
+    /// The task.
+    pub task_uuid: TaskUuid,
+    /// The step, for a step's change; absent for the task's own.
+    pub workflow_step_uuid: Option<StepUuid>,
+    /// The step's name, for a step's change.
+    pub step_name: Option<String>,
+    /// Before (absent for the first).
+    pub from_state: Option<String>,
+    /// After.
+    pub to_state: String,
+    /// The event.
+    pub event: String,
+    /// The step's attempt after the change (steps).
+    pub attempt: Option<u32>,
+    /// Who made it.
+    pub processor_id: Option<String>,
     /// When.
     pub created_at: DateTime<Utc>,
 }

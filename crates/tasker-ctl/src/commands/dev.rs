@@ -53,6 +53,9 @@ pub(crate) async fn dev(args: DevArgs) -> CtlResult {
     println!("  REST API   {url}/v1/tasks");
     println!("  API docs   {url}/api-docs/ui/");
     println!("  metrics    {url}/metrics");
+    if let Some(grpc) = stack.grpc_addr {
+        println!("  gRPC       {grpc} (tasker.v1, reflection on)");
+    }
     match stack.cluster_dir() {
         Some(dir) => println!("  database   private PostgreSQL in {}", dir.display()),
         None => println!("  database   {}", stack.database),

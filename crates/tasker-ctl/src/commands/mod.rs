@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub(crate) mod auth;
 pub(crate) mod config;
 pub(crate) mod dev;
 pub(crate) mod dlq;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 use tasker_client::Client;
+use tasker_client::watch::{self, WatchError};
 use tasker_types::api::{
     StepActionKind, StepActionRequest, StepView, TaskListQuery, TaskRequest, TaskView,
 };
@@ -19,7 +20,12 @@ use crate::output::{Table, cell, json};
 /// How often `--wait` and `watch` look at the task.
 const POLL: Duration = Duration::from_millis(200);
 
-pub(crate) async fn run(client: &Client, output: Output, command: TaskCommand) -> CtlResult {
+pub(crate) async fn run(
+    client: &Client,
+    grpc_url: &str,
+    output: Output,
+    command: TaskCommand,
+) -> CtlResult {
     match command {
         TaskCommand::Create(args) => create(client, output, args).await,
         TaskCommand::Get { task } => {
@@ -105,13 +111,19 @@ pub(crate) async fn run(client: &Client, output: Output, command: TaskCommand) -
             }
         }
         TaskCommand::Watch { task, timeout } => {
-            let view = wait_for(
-                client,
-                task,
-                Duration::from_secs(timeout),
-                output == Output::Table,
-            )
-            .await?;
+            let limit = Duration::from_secs(timeout);
+            let streamed = tokio::time::timeout(limit, follow(client, grpc_url, task, output))
+                .await
+                .map_err(|_| {
+                    Failure::new(
+                        TIMEOUT,
+                        format!("task {task} still running after {timeout}s"),
+                    )
+                })?;
+            let view = match streamed? {
+                Some(view) => view,
+                None => wait_for(client, task, limit, output == Output::Table).await?,
+            };
             show_task(output, &view)?;
             outcome(&view)
         }
@@ -137,6 +149,45 @@ pub(crate) async fn run(client: &Client, output: Output, command: TaskCommand) -
             act(client, output, &target, &request).await
         }
     }
+}
+
+/// Prints each transition `WatchTask` pushes until the task finishes, then
+/// returns the task as it ended; `None` when gRPC is unreachable (the
+/// caller polls REST instead).
+async fn follow(
+    client: &Client,
+    grpc_url: &str,
+    task: TaskUuid,
+    output: Output,
+) -> CtlResult<Option<TaskView>> {
+    let opened =
+        watch::watch_task(grpc_url, client.credentials(), task, Duration::from_secs(2)).await;
+    let mut watcher = match opened {
+        Ok(watcher) => watcher,
+        Err(WatchError::Unreachable { .. }) => return Ok(None),
+        Err(err) => return Err(Failure::new(crate::exit::SERVER, err.to_string())),
+    };
+    let people = output == Output::Table;
+    while let Some(event) = watcher
+        .next()
+        .await
+        .map_err(|e| Failure::new(crate::exit::SERVER, e.to_string()))?
+    {
+        if people {
+            let what = event
+                .step_name
+                .as_deref()
+                .map_or_else(|| "task".to_owned(), |s| format!("step {s}"));
+            eprintln!(
+                "{}  {what}: {} → {} ({})",
+                event.created_at.format("%H:%M:%S%.3f"),
+                event.from_state.as_deref().unwrap_or("-"),
+                event.to_state,
+                event.event
+            );
+        }
+    }
+    Ok(Some(client.get_task(task).await?))
 }
 
 fn action(kind: StepActionKind, target: &StepActionArgs) -> StepActionRequest {

@@ -4,6 +4,7 @@
 // A failing test should say where: unwrap, expect and panic are fine here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod analytics;
 mod dev_cluster;
 mod fencing;
 mod migrations;
