@@ -14,6 +14,7 @@ pub(crate) struct RawGrpc {
     bind_address: String,
     max_watchers: usize,
     watch_buffer: usize,
+    max_message_bytes: usize,
 }
 
 /// How the gRPC API is served.
@@ -27,6 +28,8 @@ pub struct GrpcConfig {
     pub max_watchers: usize,
     /// Events buffered per watcher before it waits for the client.
     pub watch_buffer: usize,
+    /// Largest request message accepted.
+    pub max_message_bytes: usize,
 }
 
 impl RawGrpc {
@@ -46,6 +49,12 @@ impl RawGrpc {
             bind_address,
             max_watchers: in_range("grpc.max_watchers", self.max_watchers, 1, 100_000)?,
             watch_buffer: in_range("grpc.watch_buffer", self.watch_buffer, 1, 65_536)?,
+            max_message_bytes: in_range(
+                "grpc.max_message_bytes",
+                self.max_message_bytes,
+                1024,
+                64 * 1024 * 1024,
+            )?,
         })
     }
 }

@@ -25,6 +25,7 @@ pub struct Server {
     grpc_listener: Option<TcpListener>,
     state: AppState,
     watch: WatchHub,
+    grpc_max_message_bytes: usize,
 }
 
 impl std::fmt::Debug for Server {
@@ -72,6 +73,7 @@ impl Server {
             grpc_listener,
             state,
             watch: WatchHub::new(&config.grpc),
+            grpc_max_message_bytes: config.grpc.max_message_bytes,
         })
     }
 
@@ -124,6 +126,7 @@ impl Server {
                 auth: self.state.auth.clone(),
                 watch: self.watch.clone(),
                 health: health.clone(),
+                max_message_bytes: self.grpc_max_message_bytes,
             };
             let stop = shutdown.clone();
             let notices = tokio::spawn(

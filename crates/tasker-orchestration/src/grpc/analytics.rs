@@ -12,7 +12,8 @@ use crate::services::analytics;
 
 /// The service, ready to add to a server.
 pub(super) fn service(state: GrpcState) -> AnalyticsServiceServer<Analytics> {
-    AnalyticsServiceServer::new(Analytics { state })
+    let limit = state.max_message_bytes;
+    AnalyticsServiceServer::new(Analytics { state }).max_decoding_message_size(limit)
 }
 
 /// The `AnalyticsService` handlers.

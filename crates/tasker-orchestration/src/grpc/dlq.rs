@@ -14,7 +14,8 @@ use crate::services::dlq;
 
 /// The service, ready to add to a server.
 pub(super) fn service(state: GrpcState) -> DlqServiceServer<Dlq> {
-    DlqServiceServer::new(Dlq { state })
+    let limit = state.max_message_bytes;
+    DlqServiceServer::new(Dlq { state }).max_decoding_message_size(limit)
 }
 
 /// The `DlqService` handlers.

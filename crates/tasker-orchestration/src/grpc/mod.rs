@@ -7,8 +7,6 @@
 //! statuses in one place ([`status`]), by kind, as REST maps the same kinds
 //! to HTTP statuses; permissions are checked by the services themselves.
 
-// Written beside these by the analytics work: `analytics::service(state)`
-// returns its `AnalyticsServiceServer`.
 mod analytics;
 mod auth;
 mod dlq;
@@ -42,6 +40,9 @@ pub struct GrpcState {
     pub watch: WatchHub,
     /// Readiness facts, mirrored into the gRPC health service.
     pub health: HealthState,
+    /// Largest request message accepted (`grpc.max_message_bytes`, like
+    /// REST's body limit); larger ones are refused `OUT_OF_RANGE`.
+    pub max_message_bytes: usize,
 }
 
 /// Serves the Tasker services, health and reflection on `listener` until
@@ -67,9 +68,7 @@ pub async fn serve(
         .add_service(steps::service(state.clone()))
         .add_service(templates::service(state.clone()))
         .add_service(dlq::service(state.clone()))
-        // ---- analytics (grpc/analytics.rs) ----
         .add_service(analytics::service(state.clone()))
-        // ---- end analytics ----
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown.cancelled_owned())
         .await;
     follower.abort();

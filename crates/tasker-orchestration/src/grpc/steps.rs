@@ -14,7 +14,8 @@ use crate::services::steps;
 
 /// The service, ready to add to a server.
 pub(super) fn service(state: GrpcState) -> StepServiceServer<Steps> {
-    StepServiceServer::new(Steps { state })
+    let limit = state.max_message_bytes;
+    StepServiceServer::new(Steps { state }).max_decoding_message_size(limit)
 }
 
 /// The `StepService` handlers.

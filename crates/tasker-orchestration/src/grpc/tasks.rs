@@ -16,7 +16,8 @@ use crate::services::{tasks, watch};
 
 /// The service, ready to add to a server.
 pub(super) fn service(state: GrpcState) -> TaskServiceServer<Tasks> {
-    TaskServiceServer::new(Tasks { state })
+    let limit = state.max_message_bytes;
+    TaskServiceServer::new(Tasks { state }).max_decoding_message_size(limit)
 }
 
 /// The `TaskService` handlers.

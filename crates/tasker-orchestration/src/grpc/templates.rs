@@ -13,7 +13,8 @@ use crate::services::templates::{self, TemplateSource};
 
 /// The service, ready to add to a server.
 pub(super) fn service(state: GrpcState) -> TemplateServiceServer<Templates> {
-    TemplateServiceServer::new(Templates { state })
+    let limit = state.max_message_bytes;
+    TemplateServiceServer::new(Templates { state }).max_decoding_message_size(limit)
 }
 
 /// The `TemplateService` handlers.

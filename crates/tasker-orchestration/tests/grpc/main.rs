@@ -5,6 +5,7 @@
 // A failing test should say where: unwrap, expect and panic are fine here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod limits;
 mod parity;
 mod support;
 mod watch;
