@@ -15,6 +15,7 @@ pub(crate) struct RawGrpc {
     max_watchers: usize,
     watch_buffer: usize,
     max_message_bytes: usize,
+    watch_fallback_poll_ms: u64,
 }
 
 /// How the gRPC API is served.
@@ -30,6 +31,10 @@ pub struct GrpcConfig {
     pub watch_buffer: usize,
     /// Largest request message accepted.
     pub max_message_bytes: usize,
+    /// How often every watcher re-reads its task even without a
+    /// notification (a transaction already writing when the watch began
+    /// notified nobody).
+    pub watch_fallback_poll: std::time::Duration,
 }
 
 impl RawGrpc {
@@ -54,6 +59,12 @@ impl RawGrpc {
                 self.max_message_bytes,
                 1024,
                 64 * 1024 * 1024,
+            )?,
+            watch_fallback_poll: crate::check::millis(
+                "grpc.watch_fallback_poll_ms",
+                self.watch_fallback_poll_ms,
+                100,
+                600_000,
             )?,
         })
     }

@@ -167,6 +167,22 @@ fn unknown_keys_wrong_types_and_ranges_name_the_key_path() {
             "[orchestration]\nmax_decision_depth = 0\n",
             "orchestration.max_decision_depth: must be between 1 and 100 (got 0)",
         ),
+        (
+            "[auth]\nenabled = true\n",
+            "auth.enabled: auth is on but no credential could ever pass: set jwt_hs256_secret, jwt_rs256_public_key(_path) or api_keys",
+        ),
+        (
+            "[auth]\njwt_hs256_secret = \"short\"\n",
+            "auth.jwt_hs256_secret: must be at least 32 bytes: a short HS256 secret can be guessed offline",
+        ),
+        (
+            "[[auth.api_keys]]\nname = \"ci\"\nkey_hash = \"md5:abc\"\npermissions = []\n",
+            "auth.api_keys[0].key_hash: must be `sha256:` and 64 hex digits (see `tasker-ctl auth hash-key`)",
+        ),
+        (
+            "[grpc]\nbind_address = \"nope\"\n",
+            "grpc.bind_address: `nope` is not an address like 0.0.0.0:9190",
+        ),
     ];
     for (toml_text, expected) in cases {
         let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! A task's whole history — its own transitions and its steps' — as one
-//! feed, for `WatchTask`. Read whole each time a watcher is woken: the
-//! notification only says *which* task changed (see the
+//! feed, for `WatchTask`, and the registry of watched tasks. Read whole
+//! each time a watcher is woken: the notification only says *which* task
+//! changed, and only watched tasks notify (see the
 //! `transition_notifications` migration).
 
 use chrono::{DateTime, Utc};
@@ -69,4 +70,53 @@ pub async fn list_for_task<'e>(
     .fetch_all(executor)
     .await?;
     Ok(rows)
+}
+
+/// Registers an open watch of `task`, so its transitions notify
+/// [`TRANSITIONS_CHANNEL`] (unwatched tasks' do not).
+///
+/// # Errors
+/// [`DbError`] on database failure.
+pub async fn register_watch<'e>(
+    executor: impl PgExecutor<'e>,
+    watch: Uuid,
+    task: TaskUuid,
+) -> Result<(), DbError> {
+    sqlx::query("INSERT INTO tasker.task_watches (watch_uuid, task_uuid) VALUES ($1, $2)")
+        .bind(watch)
+        .bind(Uuid::from(task))
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Removes a watch registered by [`register_watch`].
+///
+/// # Errors
+/// [`DbError`] on database failure.
+pub async fn unregister_watch<'e>(
+    executor: impl PgExecutor<'e>,
+    watch: Uuid,
+) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM tasker.task_watches WHERE watch_uuid = $1")
+        .bind(watch)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Removes watches registered before `before` — left by a server that
+/// stopped without unregistering. Returns how many.
+///
+/// # Errors
+/// [`DbError`] on database failure.
+pub async fn delete_watches_before<'e>(
+    executor: impl PgExecutor<'e>,
+    before: DateTime<Utc>,
+) -> Result<u64, DbError> {
+    let done = sqlx::query("DELETE FROM tasker.task_watches WHERE created_at < $1")
+        .bind(before)
+        .execute(executor)
+        .await?;
+    Ok(done.rows_affected())
 }

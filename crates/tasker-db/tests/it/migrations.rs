@@ -27,6 +27,7 @@ async fn migrate_is_idempotent_and_installs_pgmq_and_the_schema() {
             "named_tasks",
             "task_namespaces",
             "task_transitions",
+            "task_watches",
             "tasks",
             "tasks_dlq",
             "workflow_step_edges",

@@ -8,17 +8,17 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use super::GrpcState;
-use crate::services::health;
 
-/// How often the health service re-reads readiness. Probes call far less
-/// often than this matters; a change shows within one period.
-const REFRESH: Duration = Duration::from_secs(5);
+/// How often the health service looks at the orchestration loop's flag.
+const REFRESH: Duration = Duration::from_secs(1);
 
 /// Keeps the overall status (`""`) and every Tasker service's status in
-/// step with readiness (database reachable, schema current, orchestration
-/// running) until `shutdown`. They start `SERVING` — the server is up and
-/// orchestration is being started beside it — and follow readiness from
-/// the first refresh on.
+/// step with whether orchestration runs, until `shutdown`. They start
+/// `SERVING` — the server is up and orchestration is being started beside
+/// it. Only the in-process flag is read: querying the database here would
+/// cost an idle server transactions every period (SPEC §14's idle-load
+/// budget is 1 per second); the database and schema checks are REST's
+/// `/health/ready`, which runs them when asked.
 pub(super) async fn follow_readiness(
     reporter: HealthReporter,
     state: GrpcState,
@@ -38,8 +38,7 @@ pub(super) async fn follow_readiness(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(REFRESH) => {}
         }
-        let report = health::ready(&state.orchestrator, &state.health).await;
-        status = if report.status == "healthy" {
+        status = if state.health.orchestration_running() {
             ServingStatus::Serving
         } else {
             ServingStatus::NotServing

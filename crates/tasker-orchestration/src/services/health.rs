@@ -37,6 +37,11 @@ impl HealthState {
         self.orchestration_running.store(running, Ordering::SeqCst);
     }
 
+    /// Whether the orchestration loop is running (no I/O).
+    pub fn orchestration_running(&self) -> bool {
+        self.orchestration_running.load(Ordering::SeqCst)
+    }
+
     fn report(
         &self,
         healthy: bool,

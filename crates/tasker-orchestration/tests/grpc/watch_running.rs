@@ -106,4 +106,60 @@ async fn watchers_that_disconnect_free_their_registrations() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Their database registrations (which make the task notify) go too.
+    loop {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM tasker.task_watches")
+            .fetch_one(stack.orchestrator.pool())
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "{left} watch rows left behind"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_watched_tasks_notify() {
+    let stack = Stack::start().await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(stack.orchestrator.pool())
+        .await
+        .unwrap();
+    listener
+        .listen(tasker_db::transition_feed::TRANSITIONS_CHANNEL)
+        .await
+        .unwrap();
+    // Nobody watches: creating a task (a dozen transitions) says nothing.
+    let unwatched = stack.new_task(1).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), listener.recv())
+            .await
+            .is_err(),
+        "an unwatched task notified"
+    );
+    // Watched, its changes notify with its UUID.
+    let mut stream = stack
+        .clients()
+        .tasks
+        .watch_task(v1::WatchTaskRequest {
+            task_uuid: unwatched.to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.message().await.unwrap().is_some());
+    stack
+        .orchestrator
+        .cancel_task(unwatched, Some("notify test"))
+        .await
+        .unwrap();
+    let note = tokio::time::timeout(PATIENCE, listener.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(note.payload(), unwatched.to_string());
 }

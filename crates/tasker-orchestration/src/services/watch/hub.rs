@@ -2,6 +2,9 @@
 //! them. A wake-up is a "look again" poke on a one-slot channel: pokes for
 //! a watcher that has not looked yet coalesce, so a busy task cannot flood
 //! memory, and nothing is lost because the watcher reads the database.
+//! While any watcher is open, a slow timer pokes them all as well: the
+//! fallback for a transaction that was already writing when a watch was
+//! registered, and so saw no watch to notify.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +14,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tasker_config::GrpcConfig;
-use tasker_db::transition_feed::TRANSITIONS_CHANNEL;
+use tasker_db::transition_feed::{self, TRANSITIONS_CHANNEL};
 use tasker_types::ids::TaskUuid;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +35,7 @@ struct Inner {
     next_id: AtomicU64,
     max_watchers: usize,
     buffer: usize,
+    fallback: Duration,
 }
 
 /// One watcher's registration; dropping it unregisters the watcher.
@@ -40,6 +44,8 @@ pub(super) struct Registration {
     hub: WatchHub,
     task: TaskUuid,
     id: u64,
+    /// The watch's row in `tasker.task_watches`.
+    pub(super) watch_uuid: uuid::Uuid,
     /// Receives a poke when the task may have changed.
     pub(super) pokes: mpsc::Receiver<()>,
 }
@@ -65,6 +71,7 @@ impl WatchHub {
                 next_id: AtomicU64::new(0),
                 max_watchers: config.max_watchers,
                 buffer: config.watch_buffer,
+                fallback: config.watch_fallback_poll,
             }),
         }
     }
@@ -108,6 +115,7 @@ impl WatchHub {
             hub: self.clone(),
             task,
             id,
+            watch_uuid: uuid::Uuid::now_v7(),
             pokes,
         })
     }
@@ -129,8 +137,18 @@ impl WatchHub {
 
     /// LISTENs for transition notices and pokes the watchers of each task
     /// named, until `shutdown`. After every (re)connection all watchers are
-    /// poked, since notices sent while nobody listened are gone.
+    /// poked, since notices sent while nobody listened are gone; so are
+    /// they on every fallback tick while any is open. First removes watch
+    /// registrations a day old: left by a server that stopped uncleanly.
     pub async fn run(self, pool: PgPool, shutdown: CancellationToken) {
+        let day_ago = chrono::Utc::now() - chrono::Duration::days(1);
+        match transition_feed::delete_watches_before(&pool, day_ago).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed stale watch registrations"),
+            Err(err) => tracing::warn!(error = %err, "cannot remove stale watch registrations"),
+        }
+        let mut fallback = tokio::time::interval(self.inner.fallback);
+        fallback.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let connected = async {
                 let mut listener = PgListener::connect_with(&pool).await?;
@@ -154,6 +172,10 @@ impl WatchHub {
             loop {
                 let note = tokio::select! {
                     () = shutdown.cancelled() => return,
+                    _ = fallback.tick() => {
+                        self.poke_all();
+                        continue;
+                    }
                     note = listener.try_recv() => note,
                 };
                 match note {

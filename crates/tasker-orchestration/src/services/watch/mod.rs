@@ -2,10 +2,11 @@
 //!
 //! A watcher first receives the task's whole history, then each new
 //! transition of the task or its steps, and the stream ends after the
-//! task's terminal transition. Transition inserts notify the task's UUID
-//! ([`hub`]); on each poke the watcher reads the task's feed and sends what
-//! it has not sent yet ([`unsent`]), so delivery never depends on a
-//! notification arriving — only its promptness does.
+//! task's terminal transition. A watch is registered in
+//! `tasker.task_watches`, so the watched task's transition inserts notify
+//! its UUID ([`hub`]); on each poke the watcher reads the task's feed and
+//! sends what it has not sent yet ([`unsent`]), so delivery never depends
+//! on a notification arriving — only its promptness does.
 
 mod hub;
 
@@ -56,14 +57,25 @@ pub async fn watch(
     task: TaskUuid,
 ) -> Result<TaskWatch, ServiceError> {
     principal.require(Permission::TasksRead)?;
-    // Registered before the first read, so a change committed in between
-    // still pokes us.
-    let registration = hub.register(task)?;
     tasker_db::task::get(orchestrator.pool(), task)
         .await?
         .ok_or(OrchestrationError::TaskNotFound(task))?;
+    // Registered, here and in the database, before the first read, so a
+    // change committed after that read notifies and pokes us.
+    let registration = hub.register(task)?;
+    transition_feed::register_watch(orchestrator.pool(), registration.watch_uuid, task).await?;
     let (events, receiver) = mpsc::channel(hub.buffer());
-    tokio::spawn(follow(orchestrator.clone(), task, registration, events));
+    let orchestrator = orchestrator.clone();
+    tokio::spawn(async move {
+        let watch_uuid = registration.watch_uuid;
+        let pool = orchestrator.pool().clone();
+        follow(orchestrator, task, registration, events).await;
+        if let Err(err) = transition_feed::unregister_watch(&pool, watch_uuid).await {
+            // Left behind, the row costs only notifications until the next
+            // server start removes it.
+            tracing::warn!(error = %err, %watch_uuid, "cannot unregister a watch");
+        }
+    });
     Ok(TaskWatch { events: receiver })
 }
 
