@@ -47,6 +47,11 @@ impl AttemptControl {
         self.abandoned.cancel();
     }
 
+    /// Whether [`AttemptControl::abandon`] was called.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.abandoned.is_cancelled()
+    }
+
     /// Resolves once [`AttemptControl::abandon`] was called.
     pub(crate) async fn abandoned(&self) {
         self.abandoned.cancelled().await;

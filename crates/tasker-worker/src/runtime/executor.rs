@@ -234,6 +234,13 @@ async fn guarded(
     };
     tokio::select! {
         joined = &mut running => {
+            // Giving a foreign step back drops its reply channel after the
+            // abandon fires, so the handler may end (without an outcome)
+            // in the same instant and select may pick this branch: an
+            // abandoned attempt records nothing either way.
+            if control.is_abandoned() {
+                return (None, None);
+            }
             let outcome = match joined {
                 Ok(result) => to_outcome(result),
                 Err(err) if err.is_panic() => {
@@ -302,4 +309,44 @@ async fn check_result(
             listed.join("; ")
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gives its own attempt back and fails in the same instant, as a
+    /// foreign step given back does (its reply channel drops right after).
+    struct GiveBackAndFail;
+
+    #[async_trait::async_trait]
+    impl StepHandler for GiveBackAndFail {
+        async fn call(&self, ctx: StepContext) -> HandlerResult {
+            if let Some(control) = ctx.control() {
+                control.abandon();
+            }
+            Err(crate::handler::HandlerError::retryable(
+                "the foreign runtime dropped the step without an outcome",
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_attempt_records_nothing_even_when_its_handler_ends_at_once() {
+        for _ in 0..200 {
+            let control = Arc::new(AttemptControl::default());
+            let ctx = StepContext::new(StepContextData::default()).with_control(control.clone());
+            let (token, hard_stop) = (CancellationToken::new(), CancellationToken::new());
+            let (outcome, _) = guarded(
+                Arc::new(GiveBackAndFail),
+                ctx,
+                Duration::from_secs(5),
+                &token,
+                &control,
+                &hard_stop,
+            )
+            .await;
+            assert!(outcome.is_none(), "recorded {outcome:?}");
+        }
+    }
 }
