@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use tasker_proto::v1 as pb;
 use tasker_proto::v1::task_service_client::TaskServiceClient;
 use tasker_types::api::TransitionEvent;
@@ -67,7 +66,9 @@ impl TaskWatcher {
     /// [`WatchError::Status`] when the stream breaks; [`WatchError::Decode`].
     pub async fn next(&mut self) -> Result<Option<TransitionEvent>, WatchError> {
         match self.stream.message().await? {
-            Some(event) => event_of(event).map(Some),
+            Some(event) => TransitionEvent::try_from(event)
+                .map(Some)
+                .map_err(WatchError::Decode),
             None => Ok(None),
         }
     }
@@ -109,34 +110,4 @@ pub async fn watch_task(
         .await?
         .into_inner();
     Ok(TaskWatcher { stream })
-}
-
-fn uuid_of<T: From<uuid::Uuid>>(raw: &str, field: &str) -> Result<T, WatchError> {
-    uuid::Uuid::parse_str(raw)
-        .map(T::from)
-        .map_err(|_| WatchError::Decode(format!("`{field}` is not a UUID: {raw}")))
-}
-
-fn event_of(event: pb::TransitionEvent) -> Result<TransitionEvent, WatchError> {
-    let created_at = event
-        .created_at
-        .and_then(|t| {
-            DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
-        })
-        .ok_or_else(|| WatchError::Decode("`created_at` is missing or out of range".into()))?;
-    Ok(TransitionEvent {
-        task_uuid: uuid_of(&event.task_uuid, "task_uuid")?,
-        workflow_step_uuid: event
-            .workflow_step_uuid
-            .as_deref()
-            .map(|s| uuid_of(s, "workflow_step_uuid"))
-            .transpose()?,
-        step_name: event.step_name,
-        from_state: event.from_state,
-        to_state: event.to_state,
-        event: event.event,
-        attempt: event.attempt,
-        processor_id: event.processor_id,
-        created_at,
-    })
 }

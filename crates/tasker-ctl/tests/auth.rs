@@ -7,35 +7,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Output;
-use std::sync::Arc;
 
 use serde_json::Value;
 use tasker_config::ConfigLoader;
-use tasker_db::testing::TestDb;
-use tasker_messaging::{MessageQueue, PgmqQueue};
-use tasker_orchestration::Orchestrator;
-use tasker_orchestration::server::Server;
-use tasker_worker::Worker;
-use tokio_util::sync::CancellationToken;
+
+mod support;
 
 const SECRET: &str = "ctl-auth-test-secret-ctl-auth-test-secret";
 const READER_KEY: &str = "tsk_reader_key_for_the_ctl_auth_test_000";
 
-struct Running {
-    _db: TestDb,
-    url: String,
-    grpc_url: String,
-    stop: CancellationToken,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-async fn server() -> Running {
-    let db = TestDb::new().await.unwrap();
+async fn server() -> support::Running {
     let mut reader = toml::Table::new();
     reader.insert("name".into(), "reader".into());
     reader.insert(
@@ -55,36 +36,7 @@ async fn server() -> Running {
         .set("auth.api_keys", toml::Value::Array(vec![reader.into()]))
         .load()
         .unwrap();
-    let queue: Arc<dyn MessageQueue> = Arc::new(PgmqQueue::new(db.pool().clone()));
-    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/tasks");
-    tasker_worker::register_template_files(db.pool(), queue.as_ref(), &[examples.into()])
-        .await
-        .unwrap();
-    let orchestrator = Orchestrator::new(db.pool().clone(), queue.clone(), config.clone());
-    let server = Server::bind(orchestrator, &config).await.unwrap();
-    let url = format!("http://{}", server.local_addr().unwrap());
-    let grpc_url = format!("http://{}", server.grpc_addr().unwrap());
-    let stop = CancellationToken::new();
-    tokio::spawn({
-        let stop = stop.clone();
-        async move { server.run(stop).await.unwrap() }
-    });
-    let worker = Worker::new(
-        db.pool().clone(),
-        queue,
-        config,
-        tasker_rust_worker::registry(),
-    );
-    tokio::spawn({
-        let stop = stop.clone();
-        async move { worker.run(stop).await.unwrap() }
-    });
-    Running {
-        _db: db,
-        url,
-        grpc_url,
-        stop,
-    }
+    support::start(config).await
 }
 
 async fn ctl(args: &[&str]) -> Output {

@@ -5,68 +5,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Output;
-use std::sync::Arc;
 
 use serde_json::Value;
 use tasker_config::ConfigLoader;
 use tasker_db::testing::TestDb;
-use tasker_messaging::{MessageQueue, PgmqQueue};
-use tasker_orchestration::Orchestrator;
-use tasker_orchestration::server::Server;
-use tasker_worker::Worker;
-use tokio_util::sync::CancellationToken;
 
-struct Running {
-    _db: TestDb,
-    url: String,
-    /// The server's orchestrator, to run a staleness sweep "hours from now".
-    orchestrator: Orchestrator,
-    stop: CancellationToken,
-}
+mod support;
 
-async fn server() -> Running {
-    let db = TestDb::new().await.unwrap();
+async fn server() -> support::Running {
     let mut config = ConfigLoader::new()
         .environment("test")
         .vars(|_| None)
         .load()
         .unwrap();
     config.web.bind_address = ([127, 0, 0, 1], 0).into();
-    let queue: Arc<dyn MessageQueue> = Arc::new(PgmqQueue::new(db.pool().clone()));
-    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/tasks");
-    tasker_worker::register_template_files(db.pool(), queue.as_ref(), &[examples.into()])
-        .await
-        .unwrap();
-    let orchestrator = Orchestrator::new(db.pool().clone(), queue.clone(), config.clone());
-    let server = Server::bind(orchestrator.clone(), &config).await.unwrap();
-    let url = format!("http://{}", server.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    tokio::spawn({
-        let stop = stop.clone();
-        async move { server.run(stop).await.unwrap() }
-    });
-    let worker = Worker::new(
-        db.pool().clone(),
-        queue,
-        config,
-        tasker_rust_worker::registry(),
-    );
-    tokio::spawn({
-        let stop = stop.clone();
-        async move { worker.run(stop).await.unwrap() }
-    });
-    Running {
-        _db: db,
-        url,
-        orchestrator,
-        stop,
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+    support::start(config).await
 }
 
 /// Runs `tasker-ctl` with `args` against `url`, off the async runtime

@@ -2,7 +2,8 @@
 
 use tasker_types::api::TransitionEvent;
 
-use super::time::timestamp;
+use super::names::{parse_optional_uuid, parse_uuid};
+use super::time::{instant, timestamp};
 use crate::v1;
 
 impl From<TransitionEvent> for v1::TransitionEvent {
@@ -18,6 +19,33 @@ impl From<TransitionEvent> for v1::TransitionEvent {
             processor_id: event.processor_id,
             created_at: Some(timestamp(event.created_at)),
         }
+    }
+}
+
+/// For clients reading the stream: the event as tasker-types has it.
+impl TryFrom<v1::TransitionEvent> for TransitionEvent {
+    type Error = String;
+
+    fn try_from(event: v1::TransitionEvent) -> Result<Self, String> {
+        let created_at = event
+            .created_at
+            .as_ref()
+            .ok_or_else(|| "`created_at`: missing".to_owned())
+            .and_then(|at| instant("created_at", at))?;
+        Ok(Self {
+            task_uuid: parse_uuid("task_uuid", &event.task_uuid)?,
+            workflow_step_uuid: parse_optional_uuid(
+                "workflow_step_uuid",
+                event.workflow_step_uuid.as_deref(),
+            )?,
+            step_name: event.step_name,
+            from_state: event.from_state,
+            to_state: event.to_state,
+            event: event.event,
+            attempt: event.attempt,
+            processor_id: event.processor_id,
+            created_at,
+        })
     }
 }
 
@@ -66,5 +94,39 @@ mod tests {
             (None, None)
         );
         assert_eq!(task_event.to_state, "complete");
+    }
+
+    #[test]
+    fn events_read_back_as_they_were_sent_and_bad_fields_are_named() {
+        let sent = TransitionEvent {
+            task_uuid: TaskUuid::new(),
+            workflow_step_uuid: Some(StepUuid::new()),
+            step_name: Some("fetch".into()),
+            from_state: Some("enqueued".into()),
+            to_state: "in_progress".into(),
+            event: "start".into(),
+            attempt: Some(2),
+            processor_id: None,
+            created_at: DateTime::from_timestamp(7, 500).unwrap(),
+        };
+        let wire = v1::TransitionEvent::from(sent.clone());
+        assert_eq!(TransitionEvent::try_from(wire.clone()).unwrap(), sent);
+        let bad = v1::TransitionEvent {
+            task_uuid: "nope".into(),
+            ..wire.clone()
+        };
+        assert_eq!(
+            TransitionEvent::try_from(bad).unwrap_err(),
+            "`task_uuid`: not a UUID"
+        );
+        let undated = v1::TransitionEvent {
+            created_at: None,
+            ..wire
+        };
+        assert!(
+            TransitionEvent::try_from(undated)
+                .unwrap_err()
+                .contains("created_at")
+        );
     }
 }
