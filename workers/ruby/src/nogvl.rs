@@ -57,24 +57,63 @@ pub(crate) fn without_gvl<F, R>(ruby: &Ruby, f: F) -> Result<Option<R>, Error>
 where
     F: FnOnce(&CancellationToken) -> R,
 {
-    let interrupt = CancellationToken::new();
     let mut call = Call {
         f: Some(f),
-        interrupt: interrupt.clone(),
+        interrupt: CancellationToken::new(),
         result: None,
     };
-    // SAFETY: both pointers outlive the call: `call` and `interrupt` live on
-    // this frame until it returns, and Ruby calls `unblock` only while
-    // `run` may still be running.
+    release_once(&mut call);
+    finish(ruby, call.result)
+}
+
+/// Like [`without_gvl`] for work that must run once it is asked for
+/// (starting a worker, saving a checkpoint): when Ruby declines to release
+/// the GVL because an interrupt is pending — often one that raises nothing,
+/// such as a timer or a thread switch — the interrupt is handled and the
+/// call made again; an interrupt that raises ends it with that exception.
+///
+/// # Errors
+/// The exception a pending interrupt raised, or a panic in `f`.
+pub(crate) fn without_gvl_until_run<F, R>(ruby: &Ruby, f: F) -> Result<R, Error>
+where
+    F: FnOnce(&CancellationToken) -> R,
+{
+    let mut call = Call {
+        f: Some(f),
+        interrupt: CancellationToken::new(),
+        result: None,
+    };
+    loop {
+        release_once(&mut call);
+        if let Some(value) = finish(ruby, call.result.take())? {
+            return Ok(value);
+        }
+        check_interrupts()?;
+    }
+}
+
+/// One `rb_thread_call_without_gvl2`: runs `call.f` unless an interrupt is
+/// pending, leaving `call.f` in place for a retry in that case.
+fn release_once<F, R>(call: &mut Call<F, R>)
+where
+    F: FnOnce(&CancellationToken) -> R,
+{
+    let interrupt = call.interrupt.clone();
+    // SAFETY: both pointers outlive the call: `call` is borrowed and
+    // `interrupt` lives on this frame until it returns, and Ruby calls
+    // `unblock` only while `run` may still be running.
     unsafe {
         rb_sys::rb_thread_call_without_gvl2(
             Some(run::<F, R>),
-            (&raw mut call).cast::<c_void>(),
+            std::ptr::from_mut(call).cast::<c_void>(),
             Some(unblock),
             (&raw const interrupt).cast_mut().cast::<c_void>(),
         );
     }
-    match call.result {
+}
+
+fn finish<R>(ruby: &Ruby, result: Option<std::thread::Result<R>>) -> Result<Option<R>, Error> {
+    match result {
         None => Ok(None),
         Some(Ok(value)) => Ok(Some(value)),
         Some(Err(panic)) => {

@@ -10,7 +10,7 @@ use tasker_worker::dispatch::{
 };
 
 use crate::errors::{config_error, to_ruby, worker_error};
-use crate::nogvl::{check_interrupts, without_gvl};
+use crate::nogvl::{check_interrupts, without_gvl, without_gvl_until_run};
 
 /// A dispatch as Ruby receives it: `[id, callable, context_json]`.
 type PolledDispatch = (u64, String, String);
@@ -41,13 +41,11 @@ impl NativeWorker {
             include_builtins,
         })
         .map_err(|e| config_error(ruby, e.to_string()))?;
-        let started = without_gvl(ruby, move |_| EmbeddedWorker::start(options))?;
+        let started = without_gvl_until_run(ruby, move |_| EmbeddedWorker::start(options))?;
         check_interrupts()?;
-        match started {
-            Some(Ok(inner)) => Ok(Self { inner }),
-            Some(Err(err)) => Err(to_ruby(ruby, err)),
-            None => Err(worker_error(ruby, "interrupted while starting")),
-        }
+        started
+            .map(|inner| Self { inner })
+            .map_err(|err| to_ruby(ruby, err))
     }
 
     pub(crate) fn worker_id(&self) -> String {
@@ -159,22 +157,12 @@ impl NativeWorker {
         let checkpoint: Checkpoint = serde_json::from_str(&checkpoint_json).map_err(|e| {
             Error::new(ruby.exception_arg_error(), format!("not a checkpoint: {e}"))
         })?;
-        let saved = without_gvl(ruby, |_| {
+        without_gvl_until_run(ruby, |_| {
             rb_self
                 .inner
                 .save_checkpoint_blocking(DispatchId(id), checkpoint)
-        })?;
-        match saved {
-            Some(Ok(())) => Ok(()),
-            Some(Err(err)) => Err(to_ruby(ruby, err)),
-            None => {
-                check_interrupts()?;
-                Err(worker_error(
-                    ruby,
-                    "interrupted before the checkpoint was saved",
-                ))
-            }
-        }
+        })?
+        .map_err(|err| to_ruby(ruby, err))
     }
 
     /// `stop`: asks the worker to stop; returns at once.
