@@ -10,6 +10,7 @@ mod measure;
 mod stack;
 mod stats;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -100,9 +101,24 @@ struct Figures {
     throughput_steps_per_s: f64,
     throughput_fraction_of_commit_rate: f64,
     transactions_per_step: f64,
+    /// Row versions (inserted plus updated tuples, heap and queue tables)
+    /// written per completed step over the throughput window.
+    row_versions_per_step: f64,
+    /// Tuples deleted per completed step (queue messages, mostly).
+    rows_deleted_per_step: f64,
+    /// Per table, what it wrote per completed step.
+    row_writes_per_step: BTreeMap<String, PerStep>,
     throughput_steps: i64,
     throughput_seconds: f64,
     server_peak_rss_mib: Option<f64>,
+}
+
+/// One table's writes per completed step.
+#[derive(Serialize)]
+struct PerStep {
+    inserted: f64,
+    updated: f64,
+    deleted: f64,
 }
 
 #[derive(Serialize)]
@@ -245,6 +261,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
             "sustained throughput over {seconds} s with {in_flight} diamond tasks in flight"
         ));
         let throughput = measure::throughput(&bench, window, in_flight).await?;
+        let per_step = |n: i64| n as f64 / throughput.steps.max(1) as f64;
         Ok::<_, anyhow::Error>(Figures {
             smoke: cli.smoke,
             durable_postgres: bench.durable,
@@ -257,6 +274,24 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
             throughput_steps_per_s: throughput.steps_per_second,
             throughput_fraction_of_commit_rate: throughput.steps_per_second / commit_rate,
             transactions_per_step: throughput.transactions_per_step,
+            row_versions_per_step: per_step(
+                throughput.row_writes.values().map(|w| w.versions()).sum(),
+            ),
+            rows_deleted_per_step: per_step(
+                throughput.row_writes.values().map(|w| w.deleted).sum(),
+            ),
+            row_writes_per_step: throughput
+                .row_writes
+                .iter()
+                .map(|(table, w)| {
+                    let entry = PerStep {
+                        inserted: per_step(w.inserted),
+                        updated: per_step(w.updated),
+                        deleted: per_step(w.deleted),
+                    };
+                    (table.clone(), entry)
+                })
+                .collect(),
             throughput_steps: throughput.steps,
             throughput_seconds: throughput.seconds,
             server_peak_rss_mib: bench.server_peak_rss_mib(),
@@ -317,7 +352,17 @@ fn print_table(f: &Figures, took: Duration) {
         (
             "database transactions per step",
             format!("{:.2}", f.transactions_per_step),
-            "≤ 3",
+            "≤ 2",
+        ),
+        (
+            "row versions written per step",
+            format!("{:.1}", f.row_versions_per_step),
+            "≤ 10",
+        ),
+        (
+            "rows deleted per step",
+            format!("{:.1}", f.rows_deleted_per_step),
+            "",
         ),
         (
             "idle database load",
@@ -344,6 +389,13 @@ fn print_table(f: &Figures, took: Duration) {
     println!("{:<34} {:>16}  TARGET", "FIGURE", "MEASURED");
     for (name, value, target) in rows {
         println!("{name:<34} {value:>16}  {target}");
+    }
+    println!("\nrow writes per completed step, by table (inserted / updated / deleted):");
+    for (table, w) in &f.row_writes_per_step {
+        println!(
+            "  {table:<44} {:>5.2} / {:>5.2} / {:>5.2}",
+            w.inserted, w.updated, w.deleted
+        );
     }
     println!(
         "\n{} CPUs, PostgreSQL fsync {}; {} steps in {:.1} s of throughput; run took {:.0} s{}",

@@ -1,5 +1,6 @@
 //! Each figure of SPEC §14, measured against the running system.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use tasker_types::ids::TaskUuid;
 use tokio::task::JoinSet;
 
 use crate::stack::Bench;
-use crate::stats::transactions;
+use crate::stats::{RowWrites, row_writes, row_writes_between, transactions};
 
 /// How often completion is checked while measuring latency.
 const POLL: Duration = Duration::from_millis(2);
@@ -148,6 +149,8 @@ async fn wait_done(bench: &Bench, task: TaskUuid) -> anyhow::Result<()> {
 pub(crate) struct Throughput {
     pub(crate) steps_per_second: f64,
     pub(crate) transactions_per_step: f64,
+    /// What each table wrote over the window.
+    pub(crate) row_writes: BTreeMap<String, RowWrites>,
     pub(crate) steps: i64,
     pub(crate) seconds: f64,
 }
@@ -163,6 +166,7 @@ pub(crate) async fn throughput(
         .fetch_one(&bench.pool)
         .await?;
     let tx0 = transactions(&bench.pool, &bench.database).await?;
+    let rows0 = row_writes(&bench.pool).await?;
     let deadline = Instant::now() + duration;
     let client = Arc::new(bench.client.clone());
     let mut creators: JoinSet<anyhow::Result<()>> = JoinSet::new();
@@ -190,6 +194,7 @@ pub(crate) async fn throughput(
         .fetch_one(&bench.pool)
         .await?;
     let tx1 = transactions(&bench.pool, &bench.database).await?;
+    let rows1 = row_writes(&bench.pool).await?;
     while let Some(done) = creators.join_next().await {
         done??;
     }
@@ -205,6 +210,7 @@ pub(crate) async fn throughput(
     Ok(Throughput {
         steps_per_second: steps as f64 / seconds,
         transactions_per_step: (tx1 - tx0) as f64 / steps.max(1) as f64,
+        row_writes: row_writes_between(&rows0, &rows1),
         steps,
         seconds,
     })

@@ -57,6 +57,14 @@ fn smoke_mode_measures_every_figure() {
     assert!(figure(&figures, "/throughput_steps") > 0.0);
     assert!(figure(&figures, "/throughput_steps_per_s") > 0.0);
     assert!(figure(&figures, "/transactions_per_step") > 0.0);
+    assert!(figure(&figures, "/row_versions_per_step") > 0.0);
+    assert!(
+        figures["row_writes_per_step"]
+            .get("tasker.workflow_steps")
+            .is_some(),
+        "the steps table wrote rows: {}",
+        figures["row_writes_per_step"]
+    );
     assert!(figure(&figures, "/postgres_commit_rate_per_s") > 0.0);
     assert!(figure(&figures, "/idle_transactions_per_s") >= 0.0);
     assert!(figure(&figures, "/server_peak_rss_mib") > 1.0);
