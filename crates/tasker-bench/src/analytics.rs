@@ -327,18 +327,19 @@ const GENERATE: &[&str] = &[
      FROM bench_tasks AS p CROSS JOIN generate_series(1, 4) AS k",
     "INSERT INTO tasker.workflow_steps
          (workflow_step_uuid, task_uuid, name, template_step, step_type, callable, max_attempts,
-          retryable, backoff, backoff_base_ms, max_backoff_ms, state, attempts,
+          retryable, backoff, backoff_base_ms, max_backoff_ms, state, attempts, last_sort_key,
           created_at, updated_at, completed_at)
      SELECT step_uuid, task_uuid, name, name, 'standard', 'bench::noop', 3, true, 'exponential',
-            1000, 30000, state, attempts, finished - interval '1 minute', finished,
+            1000, 30000, state, attempts, CASE WHEN state <> 'pending' THEN 1 ELSE 0 END,
+            finished - interval '1 minute', finished,
             CASE WHEN state <> 'pending' THEN finished END
      FROM bench_steps",
     "INSERT INTO tasker.workflow_step_transitions
          (workflow_step_transition_uuid, workflow_step_uuid, task_uuid, from_state, to_state,
-          event, attempt, sort_key, most_recent, created_at)
+          event, attempt, sort_key, created_at)
      SELECT gen_random_uuid(), step_uuid, task_uuid, 'enqueued_for_orchestration', state,
             CASE state WHEN 'complete' THEN 'complete' WHEN 'error' THEN 'fail' ELSE 'cancel' END,
-            attempts, 1, true, finished
+            attempts, 1, finished
      FROM bench_steps WHERE state <> 'pending'",
     "INSERT INTO tasker.workflow_step_result_audit
          (audit_uuid, workflow_step_uuid, task_uuid, attempt, outcome, accepted, worker_id,

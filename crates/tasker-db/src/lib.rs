@@ -4,12 +4,15 @@
 //!   Tasker's migrations (schema `tasker`).
 //! - One module per table, queries named entity-first: [`named_task`],
 //!   [`task`], [`workflow_step`], [`workflow_step_edge`], [`task_transition`],
-//!   [`workflow_step_transition`]; [`workflow_step_repair`] for the
-//!   transitions off the happy path; [`dlq`] for `tasks_dlq`.
-//! - Fenced transitions: every state change is a compare-and-set on the
-//!   expected state (and attempt, for worker writes) that writes its
-//!   transition row in the same transaction; zero rows changed is
-//!   [`DbError::TransitionConflict`].
+//!   [`workflow_step_transition`]; [`workflow_step_graph`] for the graphs
+//!   orchestration plans over; [`dlq`] for `tasks_dlq`.
+//! - Fenced transitions: every step state change goes through one writer,
+//!   [`workflow_step_change`] — a set-based compare-and-set on the expected
+//!   state (and attempt, lease, budget) that inserts its transition row in
+//!   the same statement; a change whose fence fails writes nothing
+//!   ([`DbError::TransitionConflict`] for a single change). Tasks move the
+//!   same way with [`task::transition_paths_many`]. Transition rows are
+//!   insert-only: the most recent is the highest `sort_key`.
 //! - [`dev_cluster`]: a private PostgreSQL cluster for dev mode and tests.
 //! - [`testing`] (feature `testing`): a fresh migrated database per test.
 //!
@@ -33,9 +36,9 @@ pub mod task_staleness;
 pub mod task_transition;
 pub mod transition_feed;
 pub mod workflow_step;
-pub mod workflow_step_batch;
+pub mod workflow_step_change;
 pub mod workflow_step_edge;
-pub mod workflow_step_repair;
+pub mod workflow_step_graph;
 pub mod workflow_step_transition;
 
 #[cfg(feature = "testing")]

@@ -11,7 +11,6 @@ use tasker_types::state::{TaskEvent, TaskState};
 use crate::convert;
 use crate::error::DbError;
 use crate::named_task::RegisteredTemplate;
-use crate::task_transition;
 use crate::transition::TransitionContext;
 use crate::workflow_step::{self, NewStep};
 use crate::workflow_step_edge::{self, Edge};
@@ -185,7 +184,7 @@ pub async fn create_started(
         tos.push(states[i + 1].as_str().to_owned());
         events.push(event.as_str().to_owned());
     }
-    let last = i64::try_from(events.len()).unwrap_or(i64::MAX);
+    let last = i32::try_from(events.len()).unwrap_or(i32::MAX);
 
     let inserted = sqlx::query_as!(
         TaskRecord,
@@ -193,15 +192,16 @@ pub async fn create_started(
                INSERT INTO tasker.tasks
                    (task_uuid, named_task_uuid, namespace, name, version, state, context,
                     identity_hash, idempotency_key, correlation_id, priority, tags, initiator,
-                    source_system, reason)
-               VALUES ($1, $2, $3, $4, $5, $15, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                    source_system, reason, last_sort_key)
+               VALUES ($1, $2, $3, $4, $5, $15, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                       $20::int4 - 1)
                ON CONFLICT (identity_hash) WHERE identity_hash IS NOT NULL DO NOTHING
                RETURNING *),
            history AS (
                INSERT INTO tasker.task_transitions
                    (task_transition_uuid, task_uuid, from_state, to_state, event, sort_key,
-                    most_recent, metadata, processor_id)
-               SELECT p.id, t.task_uuid, p.f, p.tt, p.e, (p.n - 1)::int4, p.n = $20, $21, $22
+                    metadata, processor_id)
+               SELECT p.id, t.task_uuid, p.f, p.tt, p.e, (p.n - 1)::int4, $21, $22
                FROM t, unnest($16::uuid[], $17::text[], $18::text[], $19::text[])
                     WITH ORDINALITY AS p(id, f, tt, e, n))
            SELECT task_uuid AS "task_uuid!", named_task_uuid AS "named_task_uuid!",
@@ -347,39 +347,24 @@ pub async fn transition_path(
     events: &[TaskEvent],
     ctx: &TransitionContext,
 ) -> Result<TaskState, DbError> {
-    let mut states = Vec::with_capacity(events.len() + 1);
-    states.push(from);
+    let mut to = from;
     for event in events {
-        let current = states[states.len() - 1];
-        states.push(current.next(*event)?);
+        to = to.next(*event)?;
     }
-    let to = states[states.len() - 1];
     if events.is_empty() {
         return Ok(to);
     }
-    let changed = sqlx::query!(
-        r#"UPDATE tasker.tasks
-           SET state = $3, updated_at = now(),
-               completed_at = CASE WHEN $4 THEN now() ELSE NULL END
-           WHERE task_uuid = $1 AND state = $2"#,
-        task.as_uuid(),
-        from.as_str(),
-        to.as_str(),
-        to.is_terminal()
-    )
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if changed == 0 {
-        return Err(DbError::TransitionConflict {
+    let path = [(task, from, events.to_vec())];
+    transition_paths_many(conn, &path, ctx)
+        .await?
+        .pop()
+        .map(|(_, state)| state)
+        .ok_or(DbError::TransitionConflict {
             entity: "task",
             uuid: task.as_uuid(),
             expected_state: from.as_str(),
             expected_attempt: None,
-        });
-    }
-    task_transition::append_path(conn, task, &states, events, ctx).await?;
-    Ok(to)
+        })
 }
 
 /// Locks `tasks` (`FOR UPDATE`, in uuid order so concurrent lockers never
@@ -449,16 +434,7 @@ pub async fn transition_paths_many(
     let mut tos = Vec::new();
     let mut terminal = Vec::new();
     let mut ends = std::collections::HashMap::new();
-    let (
-        mut row_ids,
-        mut row_tasks,
-        mut row_from,
-        mut row_to,
-        mut row_events,
-        mut row_seq,
-        mut row_last,
-    ) = (
-        Vec::new(),
+    let (mut row_ids, mut row_tasks, mut row_from, mut row_to, mut row_events, mut row_seq) = (
         Vec::new(),
         Vec::new(),
         Vec::new(),
@@ -466,6 +442,7 @@ pub async fn transition_paths_many(
         Vec::new(),
         Vec::new(),
     );
+    let mut lengths = Vec::new();
     for (task, from, events) in paths {
         if events.is_empty() {
             continue;
@@ -479,13 +456,13 @@ pub async fn transition_paths_many(
             row_to.push(next.as_str().to_owned());
             row_events.push(event.as_str().to_owned());
             row_seq.push(i32::try_from(i + 1).unwrap_or(i32::MAX));
-            row_last.push(i + 1 == events.len());
             state = next;
         }
         tasks.push(task.as_uuid());
         froms.push(from.as_str().to_owned());
         tos.push(state.as_str().to_owned());
         terminal.push(state.is_terminal());
+        lengths.push(i32::try_from(events.len()).unwrap_or(i32::MAX));
         ends.insert(*task, state);
     }
     if tasks.is_empty() {
@@ -493,42 +470,37 @@ pub async fn transition_paths_many(
     }
     let moved = sqlx::query_scalar!(
         r#"WITH input AS (
-               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bool[])
-                   AS i(task, from_state, to_state, terminal)),
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bool[], $5::int4[])
+                   AS i(task, from_state, to_state, terminal, length)),
            moved AS (
                UPDATE tasker.tasks t
                SET state = i.to_state, updated_at = now(),
-                   completed_at = CASE WHEN i.terminal THEN now() ELSE NULL END
+                   completed_at = CASE WHEN i.terminal THEN now() ELSE NULL END,
+                   last_sort_key = t.last_sort_key + i.length
                FROM input i
                WHERE t.task_uuid = i.task AND t.state = i.from_state
-               RETURNING t.task_uuid),
-           prev AS (
-               UPDATE tasker.task_transitions tt SET most_recent = false
-               FROM moved m
-               WHERE tt.task_uuid = m.task_uuid AND tt.most_recent
-               RETURNING tt.task_uuid, tt.sort_key),
+               RETURNING t.task_uuid, t.last_sort_key - i.length AS base),
            added AS (
                INSERT INTO tasker.task_transitions
                    (task_transition_uuid, task_uuid, from_state, to_state, event, sort_key,
-                    most_recent, metadata, processor_id)
-               SELECT r.tid, r.task, r.from_state, r.to_state, r.event, p.sort_key + r.seq,
-                      r.last, $12, $13
-               FROM unnest($5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::text[],
-                           $10::int4[], $11::bool[])
-                    AS r(tid, task, from_state, to_state, event, seq, last)
-               JOIN prev p ON p.task_uuid = r.task)
+                    metadata, processor_id)
+               SELECT r.tid, r.task, r.from_state, r.to_state, r.event, m.base + r.seq, $12, $13
+               FROM unnest($6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::text[],
+                           $11::int4[])
+                    AS r(tid, task, from_state, to_state, event, seq)
+               JOIN moved m ON m.task_uuid = r.task)
            SELECT task_uuid AS "task!" FROM moved"#,
         &tasks,
         &froms,
         &tos,
         &terminal,
+        &lengths,
         &row_ids,
         &row_tasks,
         &row_from,
         &row_to,
         &row_events,
         &row_seq,
-        &row_last,
         ctx.metadata_or_empty(),
         ctx.processor_id.as_deref(),
     )

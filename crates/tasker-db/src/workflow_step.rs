@@ -1,8 +1,7 @@
-//! `tasker.workflow_steps`: one row per step of a task, and the fenced
-//! transitions that move it. Each transition is a function named after its
-//! event: a compare-and-set on the expected state (and, for worker writes,
-//! the attempt), plus a transition row, in the caller's transaction. Zero
-//! rows changed is [`DbError::TransitionConflict`], never a silent success.
+//! `tasker.workflow_steps`: one row per step of a task — creating and
+//! reading steps, and the fenced writes that are not state changes (lease
+//! renewal, checkpoints). Every state change goes through the one writer,
+//! [`crate::workflow_step_change`].
 
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use uuid::Uuid;
 use crate::convert;
 use crate::error::DbError;
 use crate::transition::TransitionContext;
-use crate::workflow_step_transition::{self as history, Append};
+use crate::workflow_step_transition as history;
 
 /// A step as stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -111,17 +110,6 @@ impl NewStep {
     }
 }
 
-/// The result of claiming a step: the new attempt holds its lease.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Claim {
-    /// The step's task.
-    pub task_uuid: TaskUuid,
-    /// The attempt number the claimer now owns.
-    pub attempt: u32,
-    /// When the lease runs out unless renewed.
-    pub lease_expires_at: DateTime<Utc>,
-}
-
 /// Inserts `steps` of `task` in state `pending`, with their first transitions.
 ///
 /// # Errors
@@ -197,8 +185,9 @@ pub async fn insert_many_born(
         r#"INSERT INTO tasker.workflow_steps
                (workflow_step_uuid, task_uuid, name, template_step, step_type, callable,
                 initialization, timeout_seconds, max_attempts, retryable, backoff,
-                backoff_base_ms, max_backoff_ms, inputs, state)
-           SELECT u, $2, n, ts, ty, c, i, t, ma, r, b, bb, mb, inp, st
+                backoff_base_ms, max_backoff_ms, inputs, state, last_sort_key)
+           SELECT u, $2, n, ts, ty, c, i, t, ma, r, b, bb, mb, inp, st,
+                  CASE WHEN st = 'pending' THEN 0 ELSE 1 END
            FROM unnest($1::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
                        $7::jsonb[], $8::int4[], $9::int4[], $10::bool[], $11::text[],
                        $12::int8[], $13::int8[], $14::jsonb[], $15::text[])
@@ -295,137 +284,6 @@ pub async fn list_for_tasks(
     rows.into_iter().map(StepRow::try_from).collect()
 }
 
-/// `pending | waiting_for_retry → enqueued`: orchestration hands the step to workers.
-///
-/// # Errors
-/// [`DbError::TransitionConflict`] when the step is no longer in `from`.
-pub async fn enqueue(
-    conn: &mut PgConnection,
-    step: StepUuid,
-    from: StepState,
-    ctx: &TransitionContext,
-) -> Result<(), DbError> {
-    let to = from.next(StepEvent::Enqueue)?;
-    let row = sqlx::query!(
-        r#"UPDATE tasker.workflow_steps
-           SET state = $3, next_retry_at = NULL, updated_at = now()
-           WHERE workflow_step_uuid = $1 AND state = $2
-           RETURNING task_uuid, attempts"#,
-        step.as_uuid(),
-        from.as_str(),
-        to.as_str()
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let (task, attempt) = fenced(row.map(|r| (r.task_uuid, r.attempts)), step, from, None)?;
-    record(conn, step, task, from, to, StepEvent::Enqueue, attempt, ctx).await
-}
-
-/// `enqueued → in_progress`: a worker claims the step, starting attempt
-/// `attempts + 1` with a lease of `lease`. Of many concurrent claims exactly
-/// one succeeds.
-///
-/// # Errors
-/// [`DbError::TransitionConflict`] when another worker claimed it first or
-/// it is no longer enqueued.
-pub async fn start(
-    conn: &mut PgConnection,
-    step: StepUuid,
-    worker_id: &str,
-    lease: Duration,
-    ctx: &TransitionContext,
-) -> Result<Claim, DbError> {
-    let from = StepState::Enqueued;
-    let to = from.next(StepEvent::Start)?;
-    let row = sqlx::query!(
-        r#"UPDATE tasker.workflow_steps
-           SET state = $3, attempts = attempts + 1, claimed_by = $4,
-               lease_expires_at = now() + make_interval(secs => $5),
-               attempt_started_at = now(), updated_at = now()
-           WHERE workflow_step_uuid = $1 AND state = $2
-           RETURNING task_uuid, attempts, lease_expires_at AS "lease_expires_at!""#,
-        step.as_uuid(),
-        from.as_str(),
-        to.as_str(),
-        worker_id,
-        lease.as_secs_f64()
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
-        return Err(conflict(step, from, None));
-    };
-    let claim = Claim {
-        task_uuid: TaskUuid::from_uuid(row.task_uuid),
-        attempt: convert::count(row.attempts),
-        lease_expires_at: row.lease_expires_at,
-    };
-    record(
-        conn,
-        step,
-        claim.task_uuid,
-        from,
-        to,
-        StepEvent::Start,
-        claim.attempt,
-        ctx,
-    )
-    .await?;
-    Ok(claim)
-}
-
-/// `in_progress → in_progress`: re-claims a step whose lease expired (its
-/// worker died), starting a new attempt. Only while attempts remain.
-///
-/// # Errors
-/// [`DbError::TransitionConflict`] when the lease is still live, the step
-/// moved on, or no attempts remain.
-pub async fn reclaim(
-    conn: &mut PgConnection,
-    step: StepUuid,
-    worker_id: &str,
-    lease: Duration,
-    ctx: &TransitionContext,
-) -> Result<Claim, DbError> {
-    let from = StepState::InProgress;
-    let to = from.next(StepEvent::Reclaim)?;
-    let row = sqlx::query!(
-        r#"UPDATE tasker.workflow_steps
-           SET attempts = attempts + 1, claimed_by = $3,
-               lease_expires_at = now() + make_interval(secs => $4),
-               attempt_started_at = now(), updated_at = now()
-           WHERE workflow_step_uuid = $1 AND state = $2
-             AND lease_expires_at < now() AND attempts < max_attempts
-           RETURNING task_uuid, attempts, lease_expires_at AS "lease_expires_at!""#,
-        step.as_uuid(),
-        from.as_str(),
-        worker_id,
-        lease.as_secs_f64()
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
-        return Err(conflict(step, from, None));
-    };
-    let claim = Claim {
-        task_uuid: TaskUuid::from_uuid(row.task_uuid),
-        attempt: convert::count(row.attempts),
-        lease_expires_at: row.lease_expires_at,
-    };
-    record(
-        conn,
-        step,
-        claim.task_uuid,
-        from,
-        to,
-        StepEvent::Reclaim,
-        claim.attempt,
-        ctx,
-    )
-    .await?;
-    Ok(claim)
-}
-
 /// Extends the lease of attempt `attempt` to `lease` from now. Not a state
 /// change, but fenced the same way.
 ///
@@ -483,292 +341,6 @@ pub async fn save_checkpoint(
         .ok_or_else(|| conflict(step, from, Some(attempt)))
 }
 
-/// `in_progress → enqueued_for_orchestration`: attempt `attempt` stores its
-/// result (and, for decision and batchable steps, what to create next). A
-/// stale attempt's write is rejected.
-///
-/// # Errors
-/// [`DbError::TransitionConflict`] when `attempt` is not the current attempt.
-pub async fn record_success(
-    conn: &mut PgConnection,
-    step: StepUuid,
-    attempt: u32,
-    result: &Value,
-    flow_control: Option<&Value>,
-    ctx: &TransitionContext,
-) -> Result<TaskUuid, DbError> {
-    let from = StepState::InProgress;
-    let to = from.next(StepEvent::RecordSuccess)?;
-    let row = sqlx::query!(
-        r#"UPDATE tasker.workflow_steps
-           SET state = $4, results = $5, flow_control = $6, lease_expires_at = NULL,
-               updated_at = now()
-           WHERE workflow_step_uuid = $1 AND state = $2 AND attempts = $3
-           RETURNING task_uuid, attempts"#,
-        step.as_uuid(),
-        from.as_str(),
-        convert::to_i32(attempt),
-        to.as_str(),
-        result,
-        flow_control
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let (task, attempt) = fenced(
-        row.map(|r| (r.task_uuid, r.attempts)),
-        step,
-        from,
-        Some(attempt),
-    )?;
-    record(
-        conn,
-        step,
-        task,
-        from,
-        to,
-        StepEvent::RecordSuccess,
-        attempt,
-        ctx,
-    )
-    .await?;
-    Ok(task)
-}
-
-/// `in_progress → enqueued_as_error_for_orchestration`: attempt `attempt`
-/// stores its failure. A stale attempt's write is rejected.
-///
-/// # Errors
-/// [`DbError::TransitionConflict`] when `attempt` is not the current attempt.
-pub async fn record_failure(
-    conn: &mut PgConnection,
-    step: StepUuid,
-    attempt: u32,
-    error: &Value,
-    ctx: &TransitionContext,
-) -> Result<TaskUuid, DbError> {
-    let from = StepState::InProgress;
-    let to = from.next(StepEvent::RecordFailure)?;
-    let row = sqlx::query!(
-        r#"UPDATE tasker.workflow_steps
-           SET state = $4, last_error = $5, lease_expires_at = NULL, updated_at = now()
-           WHERE workflow_step_uuid = $1 AND state = $2 AND attempts = $3
-           RETURNING task_uuid, attempts"#,
-        step.as_uuid(),
-        from.as_str(),
-        convert::to_i32(attempt),
-        to.as_str(),
-        error
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let (task, attempt) = fenced(
-        row.map(|r| (r.task_uuid, r.attempts)),
-        step,
-        from,
-        Some(attempt),
-    )?;
-    record(
-        conn,
-        step,
-        task,
-        from,
-        to,
-        StepEvent::RecordFailure,
-        attempt,
-        ctx,
-    )
-    .await?;
-    Ok(task)
-}
-
-/// `in_progress → enqueued_as_error_for_orchestration` for a step whose
-/// lease expired with no attempts left: its worker died on the last attempt.
-/// Fenced by the attempt the caller saw.
-///
-/// # Errors
-/// [`DbError::TransitionConflict`] when the lease is live, attempts remain,
-/// or the attempt moved on.
-pub async fn record_lease_expiry(
-    conn: &mut PgConnection,
-    step: StepUuid,
-    attempt: u32,
-    error: &Value,
-    ctx: &TransitionContext,
-) -> Result<TaskUuid, DbError> {
-    let from = StepState::InProgress;
-    let to = from.next(StepEvent::RecordFailure)?;
-    let row = sqlx::query!(
-        r#"UPDATE tasker.workflow_steps
-           SET state = $4, last_error = $5, lease_expires_at = NULL, updated_at = now()
-           WHERE workflow_step_uuid = $1 AND state = $2 AND attempts = $3
-             AND lease_expires_at < now() AND attempts >= max_attempts
-           RETURNING task_uuid, attempts"#,
-        step.as_uuid(),
-        from.as_str(),
-        convert::to_i32(attempt),
-        to.as_str(),
-        error
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let (task, attempt) = fenced(
-        row.map(|r| (r.task_uuid, r.attempts)),
-        step,
-        from,
-        Some(attempt),
-    )?;
-    record(
-        conn,
-        step,
-        task,
-        from,
-        to,
-        StepEvent::RecordFailure,
-        attempt,
-        ctx,
-    )
-    .await?;
-    Ok(task)
-}
-
-/// `enqueued_for_orchestration → complete`: orchestration accepts the result.
-///
-/// # Errors
-/// [`DbError::TransitionConflict`] when the step has no pending result.
-pub async fn complete(
-    conn: &mut PgConnection,
-    step: StepUuid,
-    ctx: &TransitionContext,
-) -> Result<(), DbError> {
-    settle(
-        conn,
-        step,
-        StepState::EnqueuedForOrchestration,
-        StepEvent::Complete,
-        None,
-        ctx,
-    )
-    .await
-    .map(|_| ())
-}
-
-/// `enqueued_as_error_for_orchestration → waiting_for_retry`, due at `due`.
-///
-/// # Errors
-/// [`DbError::TransitionConflict`] when the step has no pending failure.
-pub async fn schedule_retry(
-    conn: &mut PgConnection,
-    step: StepUuid,
-    due: DateTime<Utc>,
-    ctx: &TransitionContext,
-) -> Result<(), DbError> {
-    let from = StepState::EnqueuedAsErrorForOrchestration;
-    let to = from.next(StepEvent::ScheduleRetry)?;
-    let row = sqlx::query!(
-        r#"UPDATE tasker.workflow_steps
-           SET state = $3, next_retry_at = $4, updated_at = now()
-           WHERE workflow_step_uuid = $1 AND state = $2
-           RETURNING task_uuid, attempts"#,
-        step.as_uuid(),
-        from.as_str(),
-        to.as_str(),
-        due
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let (task, attempt) = fenced(row.map(|r| (r.task_uuid, r.attempts)), step, from, None)?;
-    record(
-        conn,
-        step,
-        task,
-        from,
-        to,
-        StepEvent::ScheduleRetry,
-        attempt,
-        ctx,
-    )
-    .await
-}
-
-/// `enqueued_as_error_for_orchestration → error`: orchestration gives up.
-///
-/// # Errors
-/// [`DbError::TransitionConflict`] when the step has no pending failure.
-pub async fn fail(
-    conn: &mut PgConnection,
-    step: StepUuid,
-    ctx: &TransitionContext,
-) -> Result<(), DbError> {
-    settle(
-        conn,
-        step,
-        StepState::EnqueuedAsErrorForOrchestration,
-        StepEvent::Fail,
-        None,
-        ctx,
-    )
-    .await
-    .map(|_| ())
-}
-
-/// `<from> → cancelled` for a non-terminal step; a running attempt's later
-/// result is then rejected by the fence.
-///
-/// # Errors
-/// [`DbError::TransitionConflict`] when the step is no longer in `from`;
-/// [`DbError::InvalidTransition`] when `from` is terminal.
-pub async fn cancel(
-    conn: &mut PgConnection,
-    step: StepUuid,
-    from: StepState,
-    ctx: &TransitionContext,
-) -> Result<(), DbError> {
-    settle(conn, step, from, StepEvent::Cancel, None, ctx)
-        .await
-        .map(|_| ())
-}
-
-/// Moves a step into a terminal state by `event`: ends any lease and any
-/// pending retry, stamps `completed_at`, and stores `result` when given (an
-/// operator's `complete_manually`). Returns the step's task.
-pub(crate) async fn settle(
-    conn: &mut PgConnection,
-    step: StepUuid,
-    from: StepState,
-    event: StepEvent,
-    result: Option<&Value>,
-    ctx: &TransitionContext,
-) -> Result<TaskUuid, DbError> {
-    let to = from.next(event)?;
-    let row = sqlx::query!(
-        r#"UPDATE tasker.workflow_steps
-           SET state = $3, results = COALESCE($4, results), lease_expires_at = NULL,
-               next_retry_at = NULL, completed_at = now(), updated_at = now()
-           WHERE workflow_step_uuid = $1 AND state = $2
-           RETURNING task_uuid, attempts"#,
-        step.as_uuid(),
-        from.as_str(),
-        to.as_str(),
-        result
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let (task, attempt) = fenced(row.map(|r| (r.task_uuid, r.attempts)), step, from, None)?;
-    record(conn, step, task, from, to, event, attempt, ctx).await?;
-    Ok(task)
-}
-
-/// Maps the CAS's returned row to `(task, attempt)`, or a conflict.
-pub(crate) fn fenced(
-    row: Option<(Uuid, i32)>,
-    step: StepUuid,
-    from: StepState,
-    expected_attempt: Option<u32>,
-) -> Result<(TaskUuid, u32), DbError> {
-    row.map(|(task, attempts)| (TaskUuid::from_uuid(task), convert::count(attempts)))
-        .ok_or_else(|| conflict(step, from, expected_attempt))
-}
-
 pub(crate) fn conflict(step: StepUuid, from: StepState, expected_attempt: Option<u32>) -> DbError {
     DbError::TransitionConflict {
         entity: "step",
@@ -778,29 +350,8 @@ pub(crate) fn conflict(step: StepUuid, from: StepState, expected_attempt: Option
     }
 }
 
-#[allow(clippy::too_many_arguments)] // one call shape, private, mirrors the row it writes
-pub(crate) async fn record(
-    conn: &mut PgConnection,
-    step: StepUuid,
-    task: TaskUuid,
-    from: StepState,
-    to: StepState,
-    event: StepEvent,
-    attempt: u32,
-    ctx: &TransitionContext,
-) -> Result<(), DbError> {
-    let row = Append {
-        step,
-        task,
-        from: Some(from),
-        to,
-        event: event.as_str(),
-        attempt,
-    };
-    history::append(conn, row, ctx).await
-}
-
 /// A row exactly as `SELECT` returns it.
+#[derive(sqlx::FromRow)]
 pub(crate) struct StepRecord {
     pub(crate) workflow_step_uuid: Uuid,
     pub(crate) task_uuid: Uuid,

@@ -1,4 +1,6 @@
-//! `tasker.workflow_step_transitions`: the append-only history of step states.
+//! `tasker.workflow_step_transitions`: the insert-only history of step
+//! states. A step's most recent transition is its highest `sort_key` (SPEC
+//! §3); [`crate::workflow_step_change`] writes every row after the first.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
@@ -23,58 +25,12 @@ pub struct StepTransitionRow {
     pub attempt: u32,
     /// Position in the step's history, from 0.
     pub sort_key: i32,
-    /// Whether this is the step's current state.
-    pub most_recent: bool,
     /// Details.
     pub metadata: serde_json::Value,
     /// Who made it.
     pub processor_id: Option<String>,
     /// When.
     pub created_at: DateTime<Utc>,
-}
-
-/// Describes one step transition to append.
-pub(crate) struct Append<'a> {
-    pub(crate) step: StepUuid,
-    pub(crate) task: TaskUuid,
-    pub(crate) from: Option<StepState>,
-    pub(crate) to: StepState,
-    pub(crate) event: &'a str,
-    pub(crate) attempt: u32,
-}
-
-/// Appends a row, demoting the previous most recent one, in the caller's
-/// transaction (which has just changed `workflow_steps.state`).
-pub(crate) async fn append(
-    conn: &mut PgConnection,
-    row: Append<'_>,
-    ctx: &TransitionContext,
-) -> Result<(), DbError> {
-    // The scalar subquery reads `prev`, so the demotion runs before the new
-    // row is inserted and the one-most-recent index never sees two.
-    sqlx::query!(
-        r#"WITH prev AS (
-               UPDATE tasker.workflow_step_transitions SET most_recent = false
-               WHERE workflow_step_uuid = $2 AND most_recent
-               RETURNING sort_key)
-           INSERT INTO tasker.workflow_step_transitions
-               (workflow_step_transition_uuid, workflow_step_uuid, task_uuid, from_state,
-                to_state, event, attempt, sort_key, most_recent, metadata, processor_id)
-           SELECT $1, $2, $3, $4, $5, $6, $7,
-                  COALESCE((SELECT max(sort_key) FROM prev), -1) + 1, true, $8, $9"#,
-        Uuid::now_v7(),
-        row.step.as_uuid(),
-        row.task.as_uuid(),
-        row.from.map(StepState::as_str),
-        row.to.as_str(),
-        row.event,
-        convert::to_i32(row.attempt),
-        ctx.metadata_or_empty(),
-        ctx.processor_id.as_deref(),
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Records the first (`→ pending`) transition of newly created steps and,
@@ -93,7 +49,6 @@ pub(crate) async fn append_created_many(
     let mut to = Vec::with_capacity(steps.len() * 2);
     let mut events = Vec::with_capacity(steps.len() * 2);
     let mut keys = Vec::with_capacity(steps.len() * 2);
-    let mut latest = Vec::with_capacity(steps.len() * 2);
     for (i, step) in steps.iter().enumerate() {
         let born_enqueued = enqueued.get(i).copied().unwrap_or(false);
         ids.push(Uuid::now_v7());
@@ -102,7 +57,6 @@ pub(crate) async fn append_created_many(
         to.push(StepState::Pending.as_str().to_owned());
         events.push("create".to_owned());
         keys.push(0);
-        latest.push(!born_enqueued);
         if born_enqueued {
             let enqueued_state = StepState::Pending.next(StepEvent::Enqueue)?;
             ids.push(Uuid::now_v7());
@@ -111,16 +65,15 @@ pub(crate) async fn append_created_many(
             to.push(enqueued_state.as_str().to_owned());
             events.push(StepEvent::Enqueue.as_str().to_owned());
             keys.push(1);
-            latest.push(true);
         }
     }
     sqlx::query!(
         r#"INSERT INTO tasker.workflow_step_transitions
                (workflow_step_transition_uuid, workflow_step_uuid, task_uuid, from_state,
-                to_state, event, attempt, sort_key, most_recent, metadata, processor_id)
-           SELECT t, s, $3, f, tt, e, 0, k, m, $4, $5
-           FROM unnest($1::uuid[], $2::uuid[], $6::text[], $7::text[], $8::text[], $9::int4[],
-                       $10::bool[]) AS u(t, s, f, tt, e, k, m)"#,
+                to_state, event, attempt, sort_key, metadata, processor_id)
+           SELECT t, s, $3, f, tt, e, 0, k, $4, $5
+           FROM unnest($1::uuid[], $2::uuid[], $6::text[], $7::text[], $8::text[], $9::int4[])
+               AS u(t, s, f, tt, e, k)"#,
         &ids,
         &step_uuids,
         task.as_uuid(),
@@ -130,7 +83,6 @@ pub(crate) async fn append_created_many(
         &to,
         &events,
         &keys,
-        &latest,
     )
     .execute(conn)
     .await?;
@@ -146,7 +98,7 @@ pub async fn list(
     step: StepUuid,
 ) -> Result<Vec<StepTransitionRow>, DbError> {
     let rows = sqlx::query!(
-        r#"SELECT from_state, to_state, event, attempt, sort_key, most_recent, metadata,
+        r#"SELECT from_state, to_state, event, attempt, sort_key, metadata,
                   processor_id, created_at
            FROM tasker.workflow_step_transitions
            WHERE workflow_step_uuid = $1 ORDER BY sort_key"#,
@@ -166,7 +118,6 @@ pub async fn list(
                 event: r.event,
                 attempt: convert::count(r.attempt),
                 sort_key: r.sort_key,
-                most_recent: r.most_recent,
                 metadata: r.metadata,
                 processor_id: r.processor_id,
                 created_at: r.created_at,

@@ -194,8 +194,8 @@ async fn failed_for_good(pool: &PgPool, step: &Step, n: i32) {
     sqlx::query(
         "INSERT INTO tasker.workflow_step_transitions
              (workflow_step_transition_uuid, workflow_step_uuid, task_uuid, from_state, to_state,
-              event, attempt, sort_key, most_recent)
-         VALUES ($1, $2, $3, 'enqueued_as_error_for_orchestration', 'error', 'fail', $4, 1, true)",
+              event, attempt, sort_key)
+         VALUES ($1, $2, $3, 'enqueued_as_error_for_orchestration', 'error', 'fail', $4, 1)",
     )
     .bind(Uuid::now_v7())
     .bind(step.uuid)

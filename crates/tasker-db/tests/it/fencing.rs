@@ -2,10 +2,11 @@ use std::time::Duration;
 
 use serde_json::json;
 use tasker_db::testing::TestDb;
+use tasker_db::workflow_step_change::{self as change, StepChange};
 use tasker_db::{DbError, workflow_step, workflow_step_transition};
 use tasker_types::state::StepState;
 
-use crate::support::{create_diamond, ctx, enqueue, step_named};
+use crate::support::{create_diamond, ctx, enqueue, expire_lease, step_named};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -20,8 +21,12 @@ async fn of_many_concurrent_claims_of_one_step_exactly_one_wins() {
         let pool = db.pool().clone();
         tokio::spawn(async move {
             let mut tx = pool.begin().await.unwrap();
-            let claim =
-                workflow_step::start(&mut tx, step, &format!("worker-{i}"), LEASE, &ctx()).await;
+            let claim = change::apply_one(
+                &mut tx,
+                StepChange::claim(step, &format!("worker-{i}"), LEASE),
+                &ctx(),
+            )
+            .await;
             tx.commit().await.unwrap();
             claim
         })
@@ -55,33 +60,38 @@ async fn a_stale_attempts_write_is_rejected_after_its_lease_is_reclaimed() {
     enqueue(db.pool(), step).await;
     let mut conn = db.pool().acquire().await.unwrap();
 
-    let first = workflow_step::start(&mut conn, step, "worker-a", LEASE, &ctx())
-        .await
-        .unwrap();
+    let first = change::apply_one(
+        &mut conn,
+        StepChange::claim(step, "worker-a", LEASE),
+        &ctx(),
+    )
+    .await
+    .unwrap();
     // A live lease cannot be taken over.
-    let err = workflow_step::reclaim(&mut conn, step, "worker-b", LEASE, &ctx())
-        .await
-        .unwrap_err();
+    let err = change::apply_one(
+        &mut conn,
+        StepChange::reclaim(step, "worker-b", LEASE),
+        &ctx(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, DbError::TransitionConflict { .. }), "{err:?}");
 
-    // Worker A goes silent: simulate its lease running out (no sleeping).
-    sqlx::query("UPDATE tasker.workflow_steps SET lease_expires_at = now() - interval '1 second' WHERE workflow_step_uuid = $1")
-        .bind(step.as_uuid())
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    let second = workflow_step::reclaim(&mut conn, step, "worker-b", LEASE, &ctx())
-        .await
-        .unwrap();
+    // Worker A goes silent.
+    expire_lease(&mut conn, step).await;
+    let second = change::apply_one(
+        &mut conn,
+        StepChange::reclaim(step, "worker-b", LEASE),
+        &ctx(),
+    )
+    .await
+    .unwrap();
     assert_eq!((first.attempt, second.attempt), (1, 2));
 
     // A's late result, and its lease renewal, are fenced out.
-    let err = workflow_step::record_success(
+    let err = change::apply_one(
         &mut conn,
-        step,
-        first.attempt,
-        &json!({"from": "a"}),
-        None,
+        StepChange::record_success(step, first.attempt, json!({"from": "a"}), None),
         &ctx(),
     )
     .await
@@ -107,12 +117,9 @@ async fn a_stale_attempts_write_is_rejected_after_its_lease_is_reclaimed() {
             .is_ok()
     );
 
-    workflow_step::record_success(
+    change::apply_one(
         &mut conn,
-        step,
-        second.attempt,
-        &json!({"from": "b"}),
-        None,
+        StepChange::record_success(step, second.attempt, json!({"from": "b"}), None),
         &ctx(),
     )
     .await
@@ -130,26 +137,17 @@ async fn reclaiming_stops_when_attempts_are_used_up() {
     let step = step_named(&created, "left"); // max_attempts 3 (default)
     enqueue(db.pool(), step).await;
     let mut conn = db.pool().acquire().await.unwrap();
-    workflow_step::start(&mut conn, step, "w", LEASE, &ctx())
+    change::apply_one(&mut conn, StepChange::claim(step, "w", LEASE), &ctx())
         .await
         .unwrap();
-    let expire = "UPDATE tasker.workflow_steps SET lease_expires_at = now() - interval '1 second' WHERE workflow_step_uuid = $1";
     for _ in 0..2 {
-        sqlx::query(expire)
-            .bind(step.as_uuid())
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-        workflow_step::reclaim(&mut conn, step, "w", LEASE, &ctx())
+        expire_lease(&mut conn, step).await;
+        change::apply_one(&mut conn, StepChange::reclaim(step, "w", LEASE), &ctx())
             .await
             .unwrap();
     }
-    sqlx::query(expire)
-        .bind(step.as_uuid())
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    let err = workflow_step::reclaim(&mut conn, step, "w", LEASE, &ctx())
+    expire_lease(&mut conn, step).await;
+    let err = change::apply_one(&mut conn, StepChange::reclaim(step, "w", LEASE), &ctx())
         .await
         .unwrap_err();
     assert!(matches!(err, DbError::TransitionConflict { .. }), "{err:?}");
@@ -170,35 +168,27 @@ async fn the_failure_and_retry_path_records_every_transition() {
     let step = step_named(&created, "right");
     enqueue(db.pool(), step).await;
     let mut tx = db.pool().begin().await.unwrap();
-    let claim = workflow_step::start(&mut tx, step, "w", LEASE, &ctx())
+    let claim = change::apply_one(&mut tx, StepChange::claim(step, "w", LEASE), &ctx())
         .await
         .unwrap();
-    workflow_step::record_failure(
-        &mut tx,
-        step,
-        claim.attempt,
-        &json!({"message": "boom"}),
-        &ctx(),
-    )
-    .await
-    .unwrap();
     let due = chrono::Utc::now() + chrono::TimeDelta::seconds(5);
-    workflow_step::schedule_retry(&mut tx, step, due, &ctx())
-        .await
-        .unwrap();
-    workflow_step::enqueue(&mut tx, step, StepState::WaitingForRetry, &ctx())
-        .await
-        .unwrap();
-    let claim = workflow_step::start(&mut tx, step, "w", LEASE, &ctx())
+    for next in [
+        StepChange::record_failure(step, claim.attempt, json!({"message": "boom"})),
+        StepChange::schedule_retry(step, due),
+        StepChange::enqueue(step, StepState::WaitingForRetry),
+    ] {
+        change::apply_one(&mut tx, next, &ctx()).await.unwrap();
+    }
+    let claim = change::apply_one(&mut tx, StepChange::claim(step, "w", LEASE), &ctx())
         .await
         .unwrap();
     assert_eq!(claim.attempt, 2);
-    workflow_step::record_success(&mut tx, step, 2, &json!({"ok": true}), None, &ctx())
-        .await
-        .unwrap();
-    workflow_step::complete(&mut tx, step, &ctx())
-        .await
-        .unwrap();
+    for next in [
+        StepChange::record_success(step, 2, json!({"ok": true}), None),
+        StepChange::complete(step),
+    ] {
+        change::apply_one(&mut tx, next, &ctx()).await.unwrap();
+    }
     tx.commit().await.unwrap();
 
     let row = workflow_step::get(db.pool(), step).await.unwrap().unwrap();
@@ -230,8 +220,6 @@ async fn the_failure_and_retry_path_records_every_transition() {
             ("complete", StepState::Complete, 2),
         ]
     );
-    assert_eq!(history.iter().filter(|h| h.most_recent).count(), 1);
-    assert!(history.last().unwrap().most_recent);
     let sort_keys: Vec<i32> = history.iter().map(|h| h.sort_key).collect();
     assert_eq!(sort_keys, (0..9).collect::<Vec<_>>());
 }
@@ -243,34 +231,35 @@ async fn the_state_column_always_equals_the_most_recent_transition() {
     let start = step_named(&created, "start");
     enqueue(db.pool(), start).await;
     let mut conn = db.pool().acquire().await.unwrap();
-    let claim = workflow_step::start(&mut conn, start, "w", LEASE, &ctx())
+    let claim = change::apply_one(&mut conn, StepChange::claim(start, "w", LEASE), &ctx())
         .await
         .unwrap();
-    workflow_step::record_failure(&mut conn, start, claim.attempt, &json!({}), &ctx())
-        .await
-        .unwrap();
-    workflow_step::fail(&mut conn, start, &ctx()).await.unwrap();
-    workflow_step::cancel(
-        &mut conn,
-        step_named(&created, "left"),
-        StepState::Pending,
-        &ctx(),
-    )
-    .await
-    .unwrap();
+    for next in [
+        StepChange::record_failure(start, claim.attempt, json!({})),
+        StepChange::fail(start),
+        StepChange::cancel(step_named(&created, "left"), StepState::Pending),
+    ] {
+        change::apply_one(&mut conn, next, &ctx()).await.unwrap();
+    }
     let mismatched: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM tasker.workflow_steps s
-         JOIN tasker.workflow_step_transitions t
-           ON t.workflow_step_uuid = s.workflow_step_uuid AND t.most_recent
-         WHERE t.to_state <> s.state",
+         JOIN (SELECT DISTINCT ON (workflow_step_uuid) workflow_step_uuid, to_state, sort_key
+               FROM tasker.workflow_step_transitions
+               ORDER BY workflow_step_uuid, sort_key DESC) t
+           ON t.workflow_step_uuid = s.workflow_step_uuid
+         WHERE t.to_state <> s.state OR t.sort_key <> s.last_sort_key",
     )
     .fetch_one(&mut *conn)
     .await
     .unwrap();
     assert_eq!(mismatched, 0);
     // Terminal steps accept no further events.
-    let err = workflow_step::cancel(&mut conn, start, StepState::Error, &ctx())
-        .await
-        .unwrap_err();
+    let err = change::apply_one(
+        &mut conn,
+        StepChange::cancel(start, StepState::Error),
+        &ctx(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, DbError::InvalidTransition(_)), "{err:?}");
 }

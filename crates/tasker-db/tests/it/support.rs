@@ -2,9 +2,10 @@
 
 use serde_json::json;
 use sqlx::PgPool;
+use tasker_db::TransitionContext;
 use tasker_db::named_task::{self, RegisteredTemplate};
 use tasker_db::task::{self, CreatedTask, NewTask};
-use tasker_db::{TransitionContext, workflow_step};
+use tasker_db::workflow_step_change::{self, StepChange};
 use tasker_types::ids::StepUuid;
 use tasker_types::state::StepState;
 use tasker_types::template::TaskTemplate;
@@ -61,8 +62,25 @@ pub(crate) fn step_named(created: &CreatedTask, name: &str) -> StepUuid {
 /// Moves a pending step to `enqueued`, committed.
 pub(crate) async fn enqueue(pool: &PgPool, step: StepUuid) {
     let mut tx = pool.begin().await.unwrap();
-    workflow_step::enqueue(&mut tx, step, StepState::Pending, &ctx())
-        .await
-        .unwrap();
+    workflow_step_change::apply_one(
+        &mut tx,
+        StepChange::enqueue(step, StepState::Pending),
+        &ctx(),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
+}
+
+/// Makes the lease of `step`'s current attempt run out, as if its worker
+/// went silent (no sleeping).
+pub(crate) async fn expire_lease(conn: &mut sqlx::PgConnection, step: StepUuid) {
+    sqlx::query(
+        "UPDATE tasker.workflow_steps SET lease_expires_at = now() - interval '1 second'
+         WHERE workflow_step_uuid = $1",
+    )
+    .bind(step.as_uuid())
+    .execute(conn)
+    .await
+    .unwrap();
 }

@@ -86,7 +86,7 @@ async fn creation_writes_the_task_its_steps_edges_and_first_transitions() {
             .await
             .unwrap();
         assert_eq!(history.len(), 1);
-        assert!(history[0].most_recent);
+        assert_eq!(history[0].sort_key, 0);
     }
 }
 
@@ -302,16 +302,13 @@ async fn task_transitions_are_fenced_and_recorded() {
     assert_eq!(row.state, TaskState::Cancelled);
     assert!(row.completed_at.is_some());
     let history = task_transition::list(&mut *conn, uuid).await.unwrap();
-    let path: Vec<_> = history
-        .iter()
-        .map(|h| (h.sort_key, h.to_state, h.most_recent))
-        .collect();
+    let path: Vec<_> = history.iter().map(|h| (h.sort_key, h.to_state)).collect();
     assert_eq!(
         path,
         [
-            (0, TaskState::Pending, false),
-            (1, TaskState::Initializing, false),
-            (2, TaskState::Cancelled, true)
+            (0, TaskState::Pending),
+            (1, TaskState::Initializing),
+            (2, TaskState::Cancelled)
         ]
     );
     let _ = step_named(&created, "start");
@@ -338,40 +335,29 @@ async fn a_path_of_events_is_one_compare_and_set_with_a_row_per_event() {
     let history = task_transition::list(&mut *conn, uuid).await.unwrap();
     let rows: Vec<_> = history
         .iter()
-        .map(|h| {
-            (
-                h.sort_key,
-                h.from_state,
-                h.to_state,
-                h.event.as_str(),
-                h.most_recent,
-            )
-        })
+        .map(|h| (h.sort_key, h.from_state, h.to_state, h.event.as_str()))
         .collect();
     assert_eq!(
         rows,
         [
-            (0, None, TaskState::Pending, "create", false),
+            (0, None, TaskState::Pending, "create"),
             (
                 1,
                 Some(TaskState::Pending),
                 TaskState::Initializing,
-                "initialize",
-                false
+                "initialize"
             ),
             (
                 2,
                 Some(TaskState::Initializing),
                 TaskState::EnqueuingSteps,
-                "enqueue_ready_steps",
-                false
+                "enqueue_ready_steps"
             ),
             (
                 3,
                 Some(TaskState::EnqueuingSteps),
                 TaskState::StepsInProcess,
-                "await_steps",
-                true
+                "await_steps"
             ),
         ]
     );

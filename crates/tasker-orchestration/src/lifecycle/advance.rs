@@ -9,10 +9,11 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use tasker_db::TransitionContext;
 use tasker_db::task::{self, TaskRow};
-use tasker_db::workflow_step_batch::{self, StepNode};
+use tasker_db::workflow_step_change::{self, StepChange};
+use tasker_db::workflow_step_graph::StepNode;
 use tasker_types::ids::{StepUuid, TaskUuid};
 use tasker_types::messages::{QueueName, StepMessage};
-use tasker_types::state::{StepState, TaskEvent, TaskState};
+use tasker_types::state::{TaskEvent, TaskState};
 use tasker_types::template::{FailureStrategy, StepType, TaskTemplate};
 
 use super::outgoing::{Outgoing, to_json};
@@ -38,7 +39,7 @@ pub(crate) async fn advance(
     for node in graph.values() {
         by_task.entry(node.task_uuid).or_default().push(node);
     }
-    let mut to_enqueue: Vec<(StepUuid, StepState)> = Vec::new();
+    let mut to_enqueue: Vec<StepChange> = Vec::new();
     // Where each step to enqueue goes: its template step's pool's queue.
     let mut queue_of: HashMap<StepUuid, QueueName> = HashMap::new();
     let mut paths: Vec<(TaskUuid, TaskState, Vec<TaskEvent>)> = Vec::new();
@@ -60,15 +61,15 @@ pub(crate) async fn advance(
             planned
                 .ready
                 .iter()
-                .map(|&i| (nodes[i].workflow_step_uuid, nodes[i].state)),
+                .map(|&i| StepChange::enqueue(nodes[i].workflow_step_uuid, nodes[i].state)),
         );
         if !planned.events.is_empty() {
             paths.push((task_row.task_uuid, task_row.state, planned.events));
         }
     }
     let live: HashMap<TaskUuid, &TaskRow> = tasks.iter().map(|t| (t.task_uuid, t)).collect();
-    let enqueued = workflow_step_batch::enqueue_many(&mut *conn, &to_enqueue, ctx).await?;
-    for step in &enqueued {
+    let enqueued = workflow_step_change::apply(&mut *conn, &to_enqueue, ctx).await?;
+    for step in enqueued.iter().map(|changed| &changed.step) {
         let Some(task_row) = graph.get(step).and_then(|n| live.get(&n.task_uuid)) else {
             continue;
         };

@@ -3,9 +3,12 @@
 //! commit. A result that arrives later finds its step cancelled and is
 //! rejected by the fence.
 
+use std::collections::HashSet;
+
 use tasker_db::task::{self, TaskRow};
-use tasker_db::{DbError, workflow_step};
-use tasker_types::ids::TaskUuid;
+use tasker_db::workflow_step;
+use tasker_db::workflow_step_change::{self, StepChange};
+use tasker_types::ids::{StepUuid, TaskUuid};
 use tasker_types::state::{TaskEvent, TaskState};
 
 use crate::error::OrchestrationError;
@@ -34,30 +37,39 @@ pub(crate) async fn cancel_task(
             state: task_row.state,
         });
     }
+    // Workers do not take the task lock: a step may move between our read
+    // and our write. Those that did are re-read and tried again from their
+    // new state.
     let mut cancelled_steps = 0;
-    for step in workflow_step::list_for_task(&mut *tx, task_uuid).await? {
-        let mut state = step.state;
-        for _ in 0..STEP_RETRIES {
-            if state.is_terminal() {
-                break;
-            }
-            // Workers do not take the task lock: a step may move between our
-            // read and our write. Re-read and try again from its new state.
-            match workflow_step::cancel(&mut tx, step.workflow_step_uuid, state, &ctx).await {
-                Ok(()) => {
-                    cancelled_steps += 1;
-                    break;
-                }
-                Err(DbError::TransitionConflict { .. }) => {
-                    let Some(fresh) = workflow_step::get(&mut *tx, step.workflow_step_uuid).await?
-                    else {
-                        break;
-                    };
-                    state = fresh.state;
-                }
-                Err(err) => return Err(err.into()),
-            }
+    let mut missed: Option<HashSet<StepUuid>> = None;
+    for _ in 0..STEP_RETRIES {
+        let cancels: Vec<StepChange> = workflow_step::list_for_task(&mut *tx, task_uuid)
+            .await?
+            .into_iter()
+            .filter(|s| !s.state.is_terminal())
+            .filter(|s| {
+                missed
+                    .as_ref()
+                    .is_none_or(|m| m.contains(&s.workflow_step_uuid))
+            })
+            .map(|s| StepChange::cancel(s.workflow_step_uuid, s.state))
+            .collect();
+        if cancels.is_empty() {
+            break;
         }
+        let cancelled: HashSet<StepUuid> = workflow_step_change::apply(&mut tx, &cancels, &ctx)
+            .await?
+            .into_iter()
+            .map(|changed| changed.step)
+            .collect();
+        cancelled_steps += cancelled.len();
+        missed = Some(
+            cancels
+                .iter()
+                .map(|c| c.step)
+                .filter(|s| !cancelled.contains(s))
+                .collect(),
+        );
     }
     let state =
         task::transition(&mut tx, task_uuid, task_row.state, TaskEvent::Cancel, &ctx).await?;

@@ -8,10 +8,11 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use serde_json::json;
+use tasker_db::DbError;
 use tasker_db::result_audit::{self, AuditEntry, AuditOutcome};
 use tasker_db::task::{self, TaskRow};
-use tasker_db::workflow_step_batch::{self, StepNode};
-use tasker_db::{DbError, workflow_step_repair};
+use tasker_db::workflow_step_change::{self, StepChange};
+use tasker_db::workflow_step_graph::{self, StepNode};
 use tasker_types::api::{StepActionKind, StepActionRequest};
 use tasker_types::expansion::outcome_for_manual_completion;
 use tasker_types::ids::{StepUuid, TaskUuid};
@@ -61,7 +62,7 @@ pub(crate) async fn act_on_step(
         });
     }
     let mut graph: HashMap<StepUuid, StepNode> =
-        workflow_step_batch::graph_for_tasks(&mut tx, &[task_uuid])
+        workflow_step_graph::graph_for_tasks(&mut tx, &[task_uuid])
             .await?
             .into_iter()
             .map(|n| (n.workflow_step_uuid, n))
@@ -84,35 +85,28 @@ pub(crate) async fn act_on_step(
         .step(&node.template_step)
         .map_or(node.retry.max_attempts, |d| d.retry.max_attempts)
         .max(1);
-    let written = match action {
+    let change = match action {
         StepActionKind::ResetForRetry => {
             if node.state != StepState::Error {
                 return Err(refused("only a failed step (state `error`) can be reset"));
             }
-            workflow_step_repair::reset_for_retry(
-                &mut tx,
-                step,
-                request.inputs.as_ref(),
-                budget,
-                &ctx,
-            )
-            .await
+            StepChange::reset_for_retry(step, request.inputs.clone(), budget)
         }
         StepActionKind::ResolveManually => {
             if node.state.is_terminal() && node.state != StepState::Error {
                 return Err(refused("the step has already finished"));
             }
-            workflow_step_repair::resolve_manually(&mut tx, step, node.state, &ctx).await
+            StepChange::resolve_manually(step, node.state)
         }
         StepActionKind::CompleteManually => {
             if node.state.is_terminal() && node.state != StepState::Error {
                 return Err(refused("the step has already finished"));
             }
             let result = request.result.clone().unwrap_or_default();
-            workflow_step_repair::complete_manually(&mut tx, step, node.state, &result, &ctx).await
+            StepChange::complete_manually(step, node.state, result)
         }
     };
-    match written {
+    match workflow_step_change::apply_one(&mut tx, change, &ctx).await {
         Ok(_) => {}
         Err(DbError::TransitionConflict { .. }) => {
             return Err(refused(

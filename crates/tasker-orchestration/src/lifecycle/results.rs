@@ -18,8 +18,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use tasker_db::task::{self, TaskRow};
-use tasker_db::workflow_step_batch::{self, StepNode};
-use tasker_db::{DbError, TransitionContext, workflow_step, workflow_step_repair};
+use tasker_db::workflow_step_change::{self, StepChange};
+use tasker_db::workflow_step_graph::{self, StepNode};
+use tasker_db::{DbError, TransitionContext};
 use tasker_messaging::ReceivedMessage;
 use tasker_types::backoff::{RandomJitter, RetryDecision};
 use tasker_types::ids::{StepUuid, TaskUuid};
@@ -84,7 +85,7 @@ pub(crate) async fn process_batch(
     let mut tx = shared.pool.begin().await?;
     let tasks = task::lock_many(&mut tx, &task_uuids).await?;
     let mut graph: HashMap<StepUuid, StepNode> =
-        workflow_step_batch::graph_for_tasks(&mut tx, &task_uuids)
+        workflow_step_graph::graph_for_tasks(&mut tx, &task_uuids)
             .await?
             .into_iter()
             .map(|node| (node.workflow_step_uuid, node))
@@ -150,7 +151,12 @@ pub(crate) async fn process_batch(
         &mut report,
     )
     .await?;
-    for step in workflow_step_batch::complete_many(&mut tx, &successes, &ctx).await? {
+    let completions: Vec<StepChange> = successes.iter().map(|s| StepChange::complete(*s)).collect();
+    for step in workflow_step_change::apply(&mut tx, &completions, &ctx)
+        .await?
+        .into_iter()
+        .map(|changed| changed.step)
+    {
         if let Some(node) = graph.get_mut(&step) {
             node.state = StepState::Complete;
         }
@@ -282,9 +288,10 @@ async fn refuse(
         "message": message,
         "retryable": false,
     });
-    match workflow_step_repair::refuse_result(conn, step, &error, ctx).await {
-        Ok(task) => {
-            tracing::warn!(task_uuid = %task, step_uuid = %step, error = message,
+    let refusal = StepChange::refuse_result(step, error.clone());
+    match workflow_step_change::apply_one(conn, refusal, ctx).await {
+        Ok(changed) => {
+            tracing::warn!(task_uuid = %changed.task, step_uuid = %step, error = message,
                 "step outcome refused; the step failed permanently");
             metrics::counter!("tasker_step_results_total", "outcome" => "refused").increment(1);
             if let Some(node) = graph.get_mut(&step) {
@@ -317,7 +324,7 @@ async fn cancel_unstarted_siblings(
     if !fail_fast {
         return Ok(());
     }
-    let siblings: Vec<(StepUuid, StepState)> = graph
+    let cancels: Vec<StepChange> = graph
         .values()
         .filter(|n| {
             n.task_uuid == node.task_uuid
@@ -328,20 +335,14 @@ async fn cancel_unstarted_siblings(
                     StepState::Pending | StepState::Enqueued | StepState::WaitingForRetry
                 )
         })
-        .map(|n| (n.workflow_step_uuid, n.state))
+        .map(|n| {
+            StepChange::cancel(n.workflow_step_uuid, n.state)
+                .with_metadata(json!({ "reason": "fail_fast", "failed_batch": node.name }))
+        })
         .collect();
-    let ctx = ctx
-        .clone()
-        .with_metadata(json!({ "reason": "fail_fast", "failed_batch": node.name }));
-    for (sibling, state) in siblings {
-        match workflow_step::cancel(conn, sibling, state, &ctx).await {
-            Ok(()) => {
-                if let Some(n) = graph.get_mut(&sibling) {
-                    n.state = StepState::Cancelled;
-                }
-            }
-            Err(DbError::TransitionConflict { .. }) => {}
-            Err(err) => return Err(err.into()),
+    for changed in workflow_step_change::apply(conn, &cancels, ctx).await? {
+        if let Some(n) = graph.get_mut(&changed.step) {
+            n.state = changed.state;
         }
     }
     Ok(())
@@ -379,7 +380,9 @@ async fn apply_failure(
     let written = match decision {
         RetryDecision::RetryAfter(delay) => {
             let due = now + chrono::TimeDelta::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
-            let written = workflow_step::schedule_retry(conn, step, due, ctx).await;
+            let written =
+                workflow_step_change::apply_one(conn, StepChange::schedule_retry(step, due), ctx)
+                    .await;
             if written.is_ok() {
                 node.state = StepState::WaitingForRetry;
                 node.next_retry_at = Some(due);
@@ -397,7 +400,7 @@ async fn apply_failure(
             written
         }
         RetryDecision::GiveUp(reason) => {
-            let written = workflow_step::fail(conn, step, ctx).await;
+            let written = workflow_step_change::apply_one(conn, StepChange::fail(step), ctx).await;
             if written.is_ok() {
                 node.state = StepState::Error;
                 metrics::counter!("tasker_step_results_total", "outcome" => "error").increment(1);
@@ -407,7 +410,7 @@ async fn apply_failure(
         }
     };
     match written {
-        Ok(()) => Ok(true),
+        Ok(_) => Ok(true),
         Err(DbError::TransitionConflict { .. }) => Ok(false),
         Err(err) => Err(err.into()),
     }

@@ -15,7 +15,7 @@ use tasker_db::dlq::{self, NewDlqEntry};
 use tasker_db::task::{self, TaskRow};
 use tasker_db::task_staleness::{self, StaleTask, StaleThresholds};
 use tasker_db::workflow_step::{self, StepRow};
-use tasker_db::{DbError, workflow_step_repair};
+use tasker_db::workflow_step_change::{self, StepChange};
 use tasker_types::dlq::DlqReason;
 use tasker_types::ids::TaskUuid;
 use tasker_types::state::{StepState, TaskEvent, TaskState};
@@ -171,20 +171,12 @@ async fn act(
         "message": format!("the staleness detector gave up on this step: {message}"),
         "retryable": false,
     });
-    for step in &stuck {
-        match workflow_step_repair::expire(
-            &mut tx,
-            step.workflow_step_uuid,
-            step.state,
-            &error,
-            &ctx,
-        )
-        .await
-        {
-            Ok(_) | Err(DbError::TransitionConflict { .. }) => {}
-            Err(err) => return Err(err.into()),
-        }
-    }
+    // A step that moved since it was read is left as it is.
+    let expiries: Vec<StepChange> = stuck
+        .iter()
+        .map(|s| StepChange::expire(s.workflow_step_uuid, s.state, error.clone()))
+        .collect();
+    workflow_step_change::apply(&mut tx, &expiries, &ctx).await?;
     let path: &[TaskEvent] = match task_row.state {
         TaskState::BlockedByFailures => &[TaskEvent::Fail],
         _ => &[TaskEvent::EvaluateResults, TaskEvent::Fail],

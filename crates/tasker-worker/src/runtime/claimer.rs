@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
+use tasker_db::DbError;
 use tasker_db::execution_context::{self, ExecutionContext};
 use tasker_db::workflow_step::{self, StepRow};
-use tasker_db::{DbError, workflow_step_batch};
+use tasker_db::workflow_step_change::{self, StepChange};
 use tasker_messaging::{MessageId, QueueTx};
 use tasker_types::ids::StepUuid;
 use tasker_types::messages::{OrchestrationMessage, QueueName, StepAttempt, StepMessage};
@@ -71,9 +72,12 @@ pub(crate) async fn claim_batch(
             }
         }
     }
-    let wanted: Vec<StepUuid> = first_message.keys().copied().collect();
+    let claims: Vec<StepChange> = first_message
+        .keys()
+        .map(|step| StepChange::claim(*step, &shared.worker_id, lease))
+        .collect();
     let mut claimed: Vec<StepRow> =
-        workflow_step_batch::claim_many(&mut tx, &wanted, &shared.worker_id, lease, &ctx).await?;
+        workflow_step_change::apply_returning_rows(&mut tx, &claims, &ctx).await?;
     let claimed_now: HashSet<StepUuid> = claimed.iter().map(|s| s.workflow_step_uuid).collect();
 
     let mut results: Vec<StepAttempt> = Vec::new();
@@ -159,21 +163,12 @@ async fn settle(
         StepState::InProgress if expired && row.attempts < row.retry.max_attempts => {
             tracing::info!(step_uuid = %step, previous = ?row.claimed_by, attempt = row.attempts,
                 "re-claiming a step whose lease expired");
-            match workflow_step::reclaim(
-                conn,
-                step,
-                &shared.worker_id,
-                shared.config.worker.lease,
-                &ctx,
-            )
-            .await
-            {
-                Ok(_) => Ok(workflow_step::get(&mut *conn, step)
-                    .await?
-                    .map_or(Leftover::Leave, |r| Leftover::Run(Box::new(r)))),
-                Err(DbError::TransitionConflict { .. }) => Ok(Leftover::Leave),
-                Err(err) => Err(err.into()),
-            }
+            let reclaim = StepChange::reclaim(step, &shared.worker_id, shared.config.worker.lease);
+            let mut rows =
+                workflow_step_change::apply_returning_rows(conn, &[reclaim], &ctx).await?;
+            Ok(rows
+                .pop()
+                .map_or(Leftover::Leave, |r| Leftover::Run(Box::new(r))))
         }
         StepState::InProgress if expired => {
             let error = json!({
@@ -182,9 +177,10 @@ async fn settle(
                     row.claimed_by.as_deref().unwrap_or("unknown")),
                 "retryable": false,
             });
-            match workflow_step::record_lease_expiry(conn, step, row.attempts, &error, &ctx).await {
-                Ok(task) => Ok(Leftover::Failed(StepAttempt {
-                    task_uuid: task,
+            let expiry = StepChange::lease_expired_on_last_attempt(step, row.attempts, error);
+            match workflow_step_change::apply_one(conn, expiry, &ctx).await {
+                Ok(changed) => Ok(Leftover::Failed(StepAttempt {
+                    task_uuid: changed.task,
                     step_uuid: step,
                     attempt: row.attempts,
                     correlation_id: pointer.correlation_id,

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use tasker_db::DbError;
 use tasker_db::result_audit::{self, AuditEntry, AuditOutcome};
-use tasker_db::workflow_step_batch::{self, AttemptOutcome, AttemptResult};
+use tasker_db::workflow_step_change::{self, StepChange};
 use tasker_messaging::QueueTx;
 use tasker_types::ids::StepUuid;
 use tasker_types::messages::{OrchestrationMessage, QueueName, StepAttempt};
@@ -80,36 +80,40 @@ async fn write_with_retries(shared: &WorkerShared, batch: &[Completion]) {
 async fn write(shared: &WorkerShared, batch: &[Completion]) -> Result<(), WorkerError> {
     let ctx = shared.ctx();
     let corrupt = |e: serde_json::Error| WorkerError::Db(DbError::Corrupt(e.to_string()));
-    let mut attempts = Vec::with_capacity(batch.len());
+    let mut changes = Vec::with_capacity(batch.len());
+    let mut recorded = Vec::with_capacity(batch.len());
     for c in batch {
-        let outcome = match &c.outcome {
-            StepOutcome::Success { result, control } => AttemptOutcome::Success {
-                result: result.clone(),
-                flow_control: control
+        match &c.outcome {
+            StepOutcome::Success { result, control } => {
+                let flow_control = control
                     .as_ref()
                     .map(serde_json::to_value)
                     .transpose()
-                    .map_err(corrupt)?,
-            },
-            StepOutcome::Failure { error } => AttemptOutcome::Failure {
-                error: serde_json::to_value(error).map_err(corrupt)?,
-            },
-        };
-        attempts.push(AttemptResult {
-            step: c.step,
-            attempt: c.attempt,
-            outcome,
-        });
+                    .map_err(corrupt)?;
+                changes.push(StepChange::record_success(
+                    c.step,
+                    c.attempt,
+                    result.clone(),
+                    flow_control,
+                ));
+                recorded.push((AuditOutcome::Success, Some(result.clone()), None));
+            }
+            StepOutcome::Failure { error } => {
+                let error = serde_json::to_value(error).map_err(corrupt)?;
+                changes.push(StepChange::record_failure(c.step, c.attempt, error.clone()));
+                recorded.push((AuditOutcome::Failure, None, Some(error)));
+            }
+        }
     }
     let mut tx = shared.pool.begin().await?;
-    let accepted: HashSet<StepUuid> = workflow_step_batch::record_many(&mut tx, &attempts, &ctx)
+    let accepted: HashSet<StepUuid> = workflow_step_change::apply(&mut tx, &changes, &ctx)
         .await?
         .into_iter()
-        .map(|(step, _)| step)
+        .map(|changed| changed.step)
         .collect();
     let mut pointers = Vec::with_capacity(batch.len());
     let mut audit = Vec::with_capacity(batch.len());
-    for (c, recorded) in batch.iter().zip(&attempts) {
+    for (c, (outcome, result, error)) in batch.iter().zip(recorded) {
         let taken = accepted.contains(&c.step);
         if taken {
             let pointer = OrchestrationMessage::StepResult(StepAttempt {
@@ -123,12 +127,6 @@ async fn write(shared: &WorkerShared, batch: &[Completion]) -> Result<(), Worker
             tracing::warn!(task_uuid = %c.task, step_uuid = %c.step, attempt = c.attempt,
                 "result rejected: this attempt is no longer current (lease re-claimed or task cancelled)");
         }
-        let (outcome, result, error) = match &recorded.outcome {
-            AttemptOutcome::Success { result, .. } => {
-                (AuditOutcome::Success, Some(result.clone()), None)
-            }
-            AttemptOutcome::Failure { error } => (AuditOutcome::Failure, None, Some(error.clone())),
-        };
         audit.push(AuditEntry {
             step_uuid: c.step,
             task_uuid: c.task,
