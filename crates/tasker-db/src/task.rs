@@ -12,7 +12,7 @@ use crate::convert;
 use crate::error::DbError;
 use crate::named_task::RegisteredTemplate;
 use crate::transition::TransitionContext;
-use crate::workflow_step::{self, NewStep};
+use crate::workflow_step::{self, NewStep, StepRow};
 use crate::workflow_step_edge::{self, Edge};
 
 /// A task as stored.
@@ -104,8 +104,9 @@ impl<'a> NewTask<'a> {
 pub struct CreatedTask {
     /// The task, `pending`.
     pub task: TaskRow,
-    /// Its initial steps, `pending` (decision branches and batch workers come later).
-    pub steps: Vec<NewStep>,
+    /// Its initial steps as stored, in template order (decision branches and
+    /// batch workers come later).
+    pub steps: Vec<StepRow>,
     /// Edges between them.
     pub edges: Vec<Edge>,
 }
@@ -273,7 +274,8 @@ pub async fn create_started(
             *slot = true;
         }
     }
-    workflow_step::insert_many_born(&mut *conn, task.task_uuid, &steps, &enqueued, ctx).await?;
+    let steps =
+        workflow_step::insert_many_born(&mut *conn, task.task_uuid, &steps, &enqueued, ctx).await?;
     workflow_step_edge::insert_many(&mut *conn, task.task_uuid, &edges).await?;
     Ok(CreatedTask { task, steps, edges })
 }

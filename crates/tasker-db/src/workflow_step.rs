@@ -3,6 +3,7 @@
 //! renewal, checkpoints). Every state change goes through the one writer,
 //! [`crate::workflow_step_change`].
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -110,7 +111,8 @@ impl NewStep {
     }
 }
 
-/// Inserts `steps` of `task` in state `pending`, with their first transitions.
+/// Inserts `steps` of `task` in state `pending`, with their first
+/// transitions. Returns them as stored, in the order given.
 ///
 /// # Errors
 /// [`DbError`] on database failure (e.g. a duplicate step name in the task).
@@ -119,14 +121,15 @@ pub async fn insert_many(
     task: TaskUuid,
     steps: &[NewStep],
     ctx: &TransitionContext,
-) -> Result<(), DbError> {
+) -> Result<Vec<StepRow>, DbError> {
     insert_many_born(conn, task, steps, &[], ctx).await
 }
 
 /// Inserts `steps` of `task`; those whose entry in `enqueued` is true are
 /// born `enqueued` (their history reads `→ pending`, `pending → enqueued`),
 /// the rest `pending` — for a new task whose ready roots go straight to
-/// workers, without an update per root.
+/// workers, without an update per root. Returns the steps as stored, in
+/// the order given, so that a creator need not read them back.
 ///
 /// # Errors
 /// [`DbError`] on database failure (e.g. a duplicate step name in the task).
@@ -136,9 +139,9 @@ pub async fn insert_many_born(
     steps: &[NewStep],
     enqueued: &[bool],
     ctx: &TransitionContext,
-) -> Result<(), DbError> {
+) -> Result<Vec<StepRow>, DbError> {
     if steps.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let born = StepState::Pending.next(StepEvent::Enqueue)?;
     let states: Vec<String> = (0..steps.len())
@@ -181,7 +184,8 @@ pub async fn insert_many_born(
         .map(|s| convert::to_i64(s.retry.max_backoff_ms))
         .collect();
     let inputs: Vec<Option<Value>> = steps.iter().map(|s| s.inputs.clone()).collect();
-    sqlx::query!(
+    let records = sqlx::query_as!(
+        StepRecord,
         r#"INSERT INTO tasker.workflow_steps
                (workflow_step_uuid, task_uuid, name, template_step, step_type, callable,
                 initialization, timeout_seconds, max_attempts, retryable, backoff,
@@ -191,7 +195,12 @@ pub async fn insert_many_born(
            FROM unnest($1::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
                        $7::jsonb[], $8::int4[], $9::int4[], $10::bool[], $11::text[],
                        $12::int8[], $13::int8[], $14::jsonb[], $15::text[])
-                AS s(u, n, ts, ty, c, i, t, ma, r, b, bb, mb, inp, st)"#,
+                AS s(u, n, ts, ty, c, i, t, ma, r, b, bb, mb, inp, st)
+           RETURNING workflow_step_uuid, task_uuid, name, template_step, step_type, callable,
+                     initialization, timeout_seconds, max_attempts, retryable, backoff,
+                     backoff_base_ms, max_backoff_ms, state, attempts, inputs, results,
+                     flow_control, last_error, checkpoint, next_retry_at, lease_expires_at,
+                     claimed_by, attempt_started_at, created_at, updated_at, completed_at"#,
         &uuids,
         task.as_uuid(),
         &names,
@@ -208,10 +217,24 @@ pub async fn insert_many_born(
         &inputs as &[Option<Value>],
         &states,
     )
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
     let ids: Vec<StepUuid> = steps.iter().map(|s| s.uuid).collect();
-    history::append_created_many(conn, task, &ids, enqueued, ctx).await
+    history::append_created_many(conn, task, &ids, enqueued, ctx).await?;
+    // RETURNING's order is not promised; put the rows in the caller's.
+    let mut by_uuid: HashMap<Uuid, StepRecord> = records
+        .into_iter()
+        .map(|r| (r.workflow_step_uuid, r))
+        .collect();
+    uuids
+        .iter()
+        .map(|u| {
+            by_uuid
+                .remove(u)
+                .ok_or_else(|| DbError::Corrupt(format!("step {u} was inserted but not returned")))
+                .and_then(StepRow::try_from)
+        })
+        .collect()
 }
 
 /// One step.

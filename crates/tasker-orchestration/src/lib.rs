@@ -19,10 +19,10 @@
 //!     let shutdown = shutdown.clone();
 //!     async move { orchestrator.run(shutdown).await }
 //! });
-//! let task = orchestrator
+//! let created = orchestrator
 //!     .create_task(TaskRequest::new("linear_workflow", "mathematical_sequence", serde_json::json!({"value": 6})))
 //!     .await?;
-//! println!("created {} ({})", task.task_uuid, task.state);
+//! println!("created {} ({}) with {} steps", created.task.task_uuid, created.task.state, created.steps.len());
 //! shutdown.cancel();
 //! running.await??;
 //! # Ok(()) }
@@ -46,7 +46,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tasker_config::{MessagingBackend, TaskerConfig};
-use tasker_db::task::TaskRow;
+use tasker_db::task::{CreatedTask, TaskRow};
 use tasker_messaging::{InMemoryQueue, MessageQueue, PgmqQueue};
 use tasker_types::api::{StepActionRequest, TaskRequest};
 use tasker_types::ids::{StepUuid, TaskUuid};
@@ -132,8 +132,12 @@ impl Orchestrator {
     /// # Errors
     /// [`OrchestrationError::TemplateNotFound`], [`OrchestrationError::InvalidContext`]
     /// (with the failing fields), `Db(DbError::DuplicateTask { existing })`
-    /// for a duplicate; nothing is written on error.
-    pub async fn create_task(&self, request: TaskRequest) -> Result<TaskRow, OrchestrationError> {
+    /// for a duplicate; nothing is written on error. Returns the task with
+    /// its steps and edges as committed.
+    pub async fn create_task(
+        &self,
+        request: TaskRequest,
+    ) -> Result<CreatedTask, OrchestrationError> {
         lifecycle::initialize::create_task(&self.shared, request).await
     }
 

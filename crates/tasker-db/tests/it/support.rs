@@ -56,7 +56,12 @@ pub(crate) async fn create_diamond(pool: &PgPool) -> CreatedTask {
 }
 
 pub(crate) fn step_named(created: &CreatedTask, name: &str) -> StepUuid {
-    created.steps.iter().find(|s| s.name == name).unwrap().uuid
+    created
+        .steps
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap()
+        .workflow_step_uuid
 }
 
 /// Moves a pending step to `enqueued`, committed.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use tasker_db::named_task::{self, RegisteredTemplate};
-use tasker_db::task::{self, NewTask, TaskRow, TaskStart};
+use tasker_db::task::{self, CreatedTask, NewTask, TaskStart};
 use tasker_types::api::TaskRequest;
 use tasker_types::messages::StepMessage;
 use tasker_types::state::{StepState, TaskState};
@@ -36,12 +36,12 @@ pub(crate) async fn find_template(
     })
 }
 
-/// Creates and starts a task. Returns the task as committed (normally
-/// `steps_in_process`).
+/// Creates and starts a task. Returns the task, its steps and edges as
+/// committed (the task normally `steps_in_process`).
 pub(crate) async fn create_task(
     shared: &Shared,
     request: TaskRequest,
-) -> Result<TaskRow, OrchestrationError> {
+) -> Result<CreatedTask, OrchestrationError> {
     request.check().map_err(OrchestrationError::BadRequest)?;
     let template = find_template(shared, &request).await?;
     if let Some(schema) = shared.input_schema(&template)? {
@@ -117,7 +117,7 @@ pub(crate) async fn create_task(
             .map_err(|e| OrchestrationError::Corrupt(e.to_string()))?;
         let pointer = StepMessage {
             task_uuid,
-            step_uuid: step.uuid,
+            step_uuid: step.workflow_step_uuid,
             correlation_id,
         };
         out.send(&queue, to_json(&pointer)?);
@@ -133,5 +133,5 @@ pub(crate) async fn create_task(
         %task_uuid, %correlation_id, namespace = %created.task.namespace, name = %created.task.name,
         steps = created.steps.len(), enqueued = ready.len(), "task created"
     );
-    Ok(created.task)
+    Ok(created)
 }

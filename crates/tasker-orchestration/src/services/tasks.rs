@@ -30,8 +30,14 @@ pub async fn create(
     request: TaskRequest,
 ) -> Result<TaskView, ServiceError> {
     principal.require(Permission::TasksCreate)?;
+    // The view of what was committed, without reading it back.
     let created = orchestrator.create_task(request).await?;
-    view(orchestrator, created.task_uuid, true).await
+    Ok(task_view(
+        &created.task,
+        &created.steps,
+        &created.edges,
+        true,
+    ))
 }
 
 /// One task's view.

@@ -333,5 +333,10 @@ async fn new_task(orchestrator: &Orchestrator) -> TaskUuid {
         json!({"value": 6}),
     );
     request.idempotency_key = Some(uuid::Uuid::now_v7().to_string());
-    orchestrator.create_task(request).await.unwrap().task_uuid
+    orchestrator
+        .create_task(request)
+        .await
+        .unwrap()
+        .task
+        .task_uuid
 }

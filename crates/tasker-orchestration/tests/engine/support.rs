@@ -194,6 +194,7 @@ impl Stack {
             .create_task(TaskRequest::new(namespace, name, context))
             .await
             .unwrap()
+            .task
     }
 
     pub(crate) async fn steps(&self, task: TaskUuid) -> Vec<StepRow> {

@@ -331,6 +331,7 @@ impl Stack {
             .create_task(Self::request(value))
             .await
             .unwrap()
+            .task
             .task_uuid
     }
 
