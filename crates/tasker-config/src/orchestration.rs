@@ -15,7 +15,6 @@ pub(crate) struct RawOrchestration {
     processor_id: String,
     result_batch_size: usize,
     result_visibility_timeout_ms: u64,
-    result_channel_capacity: usize,
     result_processors: usize,
     deployment_mode: String,
     polling_interval_ms: u64,
@@ -36,9 +35,8 @@ pub struct OrchestrationConfig {
     pub result_batch_size: NonZeroUsize,
     /// Invisibility of read result pointers.
     pub result_visibility_timeout: Duration,
-    /// Capacity of the reader → writer channel, in batches.
-    pub result_channel_capacity: NonZeroUsize,
-    /// Concurrent batch writers.
+    /// Most writers taking and applying batches at once (they join in as
+    /// the backlog grows).
     pub result_processors: NonZeroUsize,
     /// How the result loop learns of new work.
     pub events: EventSystemConfig,
@@ -80,11 +78,6 @@ impl RawOrchestration {
                 self.result_visibility_timeout_ms,
                 1_000,
                 3_600_000,
-            )?,
-            result_channel_capacity: non_zero(
-                &k("result_channel_capacity"),
-                self.result_channel_capacity,
-                10_000,
             )?,
             result_processors: non_zero(&k("result_processors"), self.result_processors, 64)?,
             events: event_system::parse(

@@ -34,6 +34,17 @@ pub trait Harness: Send + Sync {
         ids: &[MessageId],
         commit: bool,
     ) -> Result<(), MessagingError>;
+
+    /// Takes up to `max` messages ([`MessageQueue::take_many_in`], hidden
+    /// for `visibility` where the provider must read) in a unit of work
+    /// that then commits or rolls back.
+    async fn take_in_unit(
+        &self,
+        queue: &QueueName,
+        max: usize,
+        visibility: Duration,
+        commit: bool,
+    ) -> Result<Vec<crate::queue::ReceivedMessage>, MessagingError>;
 }
 
 type Outcome = Result<(), String>;
@@ -244,6 +255,48 @@ pub async fn deletes_are_final_and_roll_back_with_their_unit(h: &dyn Harness) ->
         depth.total == 0,
         format!("empty at the end, depth {depth:?}"),
     )
+}
+
+/// Taken messages are gone once their unit commits; a rolled-back take
+/// hands them back (at once where the provider joins the transaction, after
+/// the visibility timeout otherwise), in order and without duplicates.
+pub async fn taken_messages_are_gone_on_commit_and_return_on_rollback(h: &dyn Harness) -> Outcome {
+    let queue = fresh_queue(h, "conf_take").await?;
+    h.send_in_unit(&queue, &payloads(3), Duration::ZERO, true)
+        .await
+        .map_err(fail("send"))?;
+    let brief = Duration::from_millis(1);
+    let first = h
+        .take_in_unit(&queue, 2, brief, false)
+        .await
+        .map_err(fail("take, rolled back"))?;
+    check(
+        first.len() == 2,
+        format!("took two, then rolled back: {first:?}"),
+    )?;
+    check(
+        first[0].payload == json!({"n": 0}) && first[1].payload == json!({"n": 1}),
+        format!("in order: {first:?}"),
+    )?;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let depth = h.queue().depth(&queue).await.map_err(fail("depth"))?;
+    check(depth.total == 3, format!("all three kept, depth {depth:?}"))?;
+    let second = h
+        .take_in_unit(&queue, 10, brief, true)
+        .await
+        .map_err(fail("take, committed"))?;
+    let ids: BTreeSet<MessageId> = second.iter().map(|m| m.id).collect();
+    check(
+        second.len() == 3 && ids.len() == 3 && first.iter().all(|m| ids.contains(&m.id)),
+        format!("all three taken once: {second:?}"),
+    )?;
+    let depth = h.queue().depth(&queue).await.map_err(fail("depth"))?;
+    check(depth.total == 0, format!("gone, depth {depth:?}"))?;
+    let again = h
+        .take_in_unit(&queue, 10, brief, true)
+        .await
+        .map_err(fail("take, empty"))?;
+    check(again.is_empty(), format!("nothing left: {again:?}"))
 }
 
 /// Extending visibility keeps a message hidden and reports what it found.

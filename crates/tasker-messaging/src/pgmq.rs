@@ -19,7 +19,7 @@ use tasker_types::messages::QueueName;
 use crate::error::MessagingError;
 use crate::queue::{
     MessageId, MessageQueue, QueueDepth, QueueTx, ReceivedMessage, Staged, StagedOp, Subscription,
-    WakeUp,
+    WakeUp, read_then_delete,
 };
 
 /// The `pg_notify` channel of a queue.
@@ -93,7 +93,8 @@ async fn read_in(
     max: usize,
     visibility: Duration,
 ) -> Result<Vec<ReceivedMessage>, MessagingError> {
-    let rows = sqlx::query!(
+    let rows = sqlx::query_as!(
+        MessageRecord,
         r#"SELECT msg_id AS "msg_id!", read_ct AS "read_ct!", enqueued_at AS "enqueued_at!",
                   vt AS "vt!", message
            FROM pgmq.read($1::text, $2::int4, $3::int4)"#,
@@ -104,16 +105,51 @@ async fn read_in(
     .fetch_all(conn)
     .await
     .map_err(|e| classify(e, queue))?;
-    Ok(rows
-        .into_iter()
-        .map(|r| ReceivedMessage {
-            id: r.msg_id,
-            payload: r.message.unwrap_or(Value::Null),
-            read_count: u32::try_from(r.read_ct).unwrap_or(0),
-            enqueued_at: r.enqueued_at,
-            visible_at: r.vt,
-        })
-        .collect())
+    Ok(rows.into_iter().map(|r| r.received(0)).collect())
+}
+
+/// Takes up to `max` visible messages inside `conn`'s transaction with
+/// PGMQ's pop: `DELETE … WHERE msg_id IN (visible, FOR UPDATE SKIP LOCKED)
+/// RETURNING`, so concurrent takers get disjoint messages.
+async fn pop_in(
+    conn: &mut PgConnection,
+    queue: &QueueName,
+    max: usize,
+) -> Result<Vec<ReceivedMessage>, MessagingError> {
+    let rows = sqlx::query_as!(
+        MessageRecord,
+        r#"SELECT msg_id AS "msg_id!", read_ct AS "read_ct!", enqueued_at AS "enqueued_at!",
+                  vt AS "vt!", message
+           FROM pgmq.pop($1::text, $2::int4)"#,
+        queue.as_str(),
+        i32::try_from(max).unwrap_or(i32::MAX),
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(|e| classify(e, queue))?;
+    // A pop is a delivery that PGMQ's read count does not record.
+    Ok(rows.into_iter().map(|r| r.received(1)).collect())
+}
+
+/// A message row as PGMQ's read and pop return it.
+struct MessageRecord {
+    msg_id: i64,
+    read_ct: i32,
+    enqueued_at: chrono::DateTime<chrono::Utc>,
+    vt: chrono::DateTime<chrono::Utc>,
+    message: Option<Value>,
+}
+
+impl MessageRecord {
+    fn received(self, uncounted_reads: u32) -> ReceivedMessage {
+        ReceivedMessage {
+            id: self.msg_id,
+            payload: self.message.unwrap_or(Value::Null),
+            read_count: u32::try_from(self.read_ct).unwrap_or(0) + uncounted_reads,
+            enqueued_at: self.enqueued_at,
+            visible_at: self.vt,
+        }
+    }
 }
 
 async fn delete_in(
@@ -192,6 +228,19 @@ impl MessageQueue for PgmqQueue {
         match tx.connection() {
             Some(conn) => read_in(conn, queue, max, visibility).await,
             None => self.read_many(queue, max, visibility).await,
+        }
+    }
+
+    async fn take_many_in(
+        &self,
+        tx: &mut QueueTx<'_>,
+        queue: &QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, MessagingError> {
+        match tx.connection() {
+            Some(conn) => pop_in(conn, queue, max).await,
+            None => read_then_delete(self, tx, queue, max, visibility).await,
         }
     }
 

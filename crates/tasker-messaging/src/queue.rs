@@ -130,6 +130,13 @@ impl Staged {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// These operations followed by `later`'s, for one transaction that
+    /// used more than one [`QueueTx`].
+    pub fn and(mut self, later: Staged) -> Staged {
+        self.0.extend(later.0);
+        self
+    }
 }
 
 impl<'c> QueueTx<'c> {
@@ -237,6 +244,28 @@ pub trait MessageQueue: Send + Sync + 'static {
         self.read_many(queue, max, visibility).await
     }
 
+    /// Takes up to `max` visible messages for a consumer whose every effect
+    /// commits in `tx`: a provider that joins it (pgmq) deletes them there,
+    /// so they are gone when `tx` commits and visible again at once when it
+    /// rolls back — no visibility update, no separate delete. Providers that
+    /// cannot join read them (hidden for `visibility`) and stage their
+    /// deletion for [`MessageQueue::commit_staged`].
+    ///
+    /// Only for consumers whose crash loses nothing: the database state they
+    /// change is the real record, and a rollback hands the messages back.
+    ///
+    /// # Errors
+    /// [`MessagingError::QueueNotFound`] for a queue never ensured.
+    async fn take_many_in(
+        &self,
+        tx: &mut QueueTx<'_>,
+        queue: &QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, MessagingError> {
+        read_then_delete(self, tx, queue, max, visibility).await
+    }
+
     /// Deletes messages as part of `tx` (an unknown id is ignored).
     ///
     /// # Errors
@@ -290,6 +319,27 @@ pub trait MessageQueue: Send + Sync + 'static {
     /// partly applied, and the caller's recovery (re-sending pointers for
     /// state the database holds) covers the rest.
     async fn commit_staged(&self, staged: Staged) -> Result<(), MessagingError>;
+}
+
+/// [`MessageQueue::take_many_in`] for a provider that cannot join the
+/// caller's transaction: read (hidden for `visibility`), then delete as
+/// part of `tx` (staged until the caller commits).
+///
+/// # Errors
+/// As [`MessageQueue::read_many_in`] and [`MessageQueue::delete_many`].
+pub(crate) async fn read_then_delete<Q: MessageQueue + ?Sized>(
+    provider: &Q,
+    tx: &mut QueueTx<'_>,
+    queue: &QueueName,
+    max: usize,
+    visibility: Duration,
+) -> Result<Vec<ReceivedMessage>, MessagingError> {
+    let taken = provider.read_many_in(tx, queue, max, visibility).await?;
+    let ids: Vec<MessageId> = taken.iter().map(|m| m.id).collect();
+    if !ids.is_empty() {
+        provider.delete_many(tx, queue, &ids).await?;
+    }
+    Ok(taken)
 }
 
 /// Sends `messages` at once, outside any caller transaction.

@@ -11,7 +11,7 @@ use serde_json::Value;
 use tasker_db::testing::TestDb;
 use tasker_messaging::conformance::{self, Harness};
 use tasker_messaging::{
-    InMemoryQueue, MessageId, MessageQueue, MessagingError, PgmqQueue, QueueTx,
+    InMemoryQueue, MessageId, MessageQueue, MessagingError, PgmqQueue, QueueTx, ReceivedMessage,
 };
 use tasker_types::messages::QueueName;
 
@@ -75,6 +75,32 @@ impl Harness for Pgmq {
             Ok(())
         }
     }
+
+    async fn take_in_unit(
+        &self,
+        queue: &QueueName,
+        max: usize,
+        visibility: Duration,
+        commit: bool,
+    ) -> Result<Vec<ReceivedMessage>, MessagingError> {
+        let mut tx = self.db.pool().begin().await?;
+        let mut unit = QueueTx::join(&mut tx);
+        let taken = self
+            .queue
+            .take_many_in(&mut unit, queue, max, visibility)
+            .await?;
+        let staged = unit.into_staged();
+        assert!(
+            staged.is_empty(),
+            "pgmq takes inside the joined transaction"
+        );
+        if commit {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(taken)
+    }
 }
 
 struct Memory(InMemoryQueue);
@@ -117,6 +143,25 @@ impl Harness for Memory {
             Ok(())
         }
     }
+
+    async fn take_in_unit(
+        &self,
+        queue: &QueueName,
+        max: usize,
+        visibility: Duration,
+        commit: bool,
+    ) -> Result<Vec<ReceivedMessage>, MessagingError> {
+        let mut unit = QueueTx::standalone();
+        let taken = self
+            .0
+            .take_many_in(&mut unit, queue, max, visibility)
+            .await?;
+        let staged = unit.into_staged();
+        if commit {
+            self.0.commit_staged(staged).await?;
+        }
+        Ok(taken)
+    }
 }
 
 macro_rules! suite {
@@ -155,6 +200,7 @@ suite!(
     reads_respect_their_limit,
     a_read_message_returns_after_its_visibility_timeout,
     deletes_are_final_and_roll_back_with_their_unit,
+    taken_messages_are_gone_on_commit_and_return_on_rollback,
     extending_visibility_keeps_a_message_hidden,
     a_delayed_send_becomes_visible_when_due,
     concurrent_readers_share_messages_without_duplicates,

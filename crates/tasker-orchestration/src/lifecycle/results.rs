@@ -1,6 +1,9 @@
 //! Applies a batch of orchestration messages in one transaction, in phases
 //! so that every hot write is one set-based statement for the whole batch:
 //!
+//! 0. take the messages from the queue inside the transaction
+//!    ([`take_and_process`]), so they are gone exactly when the batch
+//!    commits;
 //! 1. lock the tasks concerned and load their step graphs;
 //! 2. decide each message in memory — a current success completes its step,
 //!    a current failure is retried or given up on, anything else (duplicate,
@@ -10,7 +13,7 @@
 //!    complete all accepted successes at once (failures, rare, one by one);
 //! 4. plan every task (pure), enqueue everything that became ready at once,
 //!    and move every task along its path at once ([`super::advance`]);
-//! 5. send the pointers and delete the messages in the same transaction.
+//! 5. send the pointers in the same transaction.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,7 +24,7 @@ use tasker_db::task::{self, TaskRow};
 use tasker_db::workflow_step_change::{self, StepChange};
 use tasker_db::workflow_step_graph::{self, StepNode};
 use tasker_db::{DbError, TransitionContext};
-use tasker_messaging::ReceivedMessage;
+use tasker_messaging::{QueueTx, ReceivedMessage};
 use tasker_types::backoff::{RandomJitter, RetryDecision};
 use tasker_types::ids::{StepUuid, TaskUuid};
 use tasker_types::messages::{OrchestrationMessage, QueueName, StepAttempt};
@@ -52,17 +55,81 @@ pub(crate) struct BatchReport {
     pub(crate) retries_due: Vec<Duration>,
 }
 
-/// Processes `messages` read from `orchestration_step_results` in one
-/// transaction, committed before returning.
+/// What [`take_and_process`] took, and what became of it.
+pub(crate) struct Taken {
+    /// The messages taken (none when the queue was empty).
+    pub(crate) messages: Vec<ReceivedMessage>,
+    /// The batch's report, or why its transaction rolled back (the messages
+    /// are then visible again).
+    pub(crate) result: Result<BatchReport, OrchestrationError>,
+}
+
+/// Takes up to `max` messages from `orchestration_step_results` inside the
+/// transaction that applies them, and commits: taking, state changes and
+/// new pointers are one unit, so a crash or an error gives the messages
+/// back and nothing is half-applied. `on_full` runs when the take was full,
+/// before the batch is applied (more may be waiting).
+pub(crate) async fn take_and_process(shared: &Shared, max: usize, on_full: impl FnOnce()) -> Taken {
+    let mut messages = Vec::new();
+    let result = async {
+        let mut tx = shared.pool.begin().await?;
+        let taking = {
+            let mut unit = QueueTx::join(&mut tx);
+            messages = shared
+                .queue
+                .take_many_in(
+                    &mut unit,
+                    &QueueName::step_results(),
+                    max,
+                    shared.config.orchestration.result_visibility_timeout,
+                )
+                .await?;
+            unit.into_staged()
+        };
+        if messages.is_empty() {
+            tx.commit().await?;
+            return Ok(BatchReport::default());
+        }
+        if messages.len() == max {
+            on_full();
+        }
+        let mut out = Outgoing::default();
+        let report = apply_batch(shared, &mut tx, &messages, &mut out).await?;
+        let staged = taking.and(out.flush(shared.queue.as_ref(), &mut tx).await?);
+        tx.commit().await?;
+        shared.queue.commit_staged(staged).await?;
+        Ok(report)
+    }
+    .await;
+    Taken { messages, result }
+}
+
+/// Applies `messages`, already read from `orchestration_step_results`, in
+/// one transaction that also deletes them, committed before returning.
 pub(crate) async fn process_batch(
     shared: &Shared,
     messages: &[ReceivedMessage],
 ) -> Result<BatchReport, OrchestrationError> {
+    let mut tx = shared.pool.begin().await?;
+    let mut out = Outgoing::default();
+    out.delete(&QueueName::step_results(), messages.iter().map(|m| m.id));
+    let report = apply_batch(shared, &mut tx, messages, &mut out).await?;
+    let staged = out.flush(shared.queue.as_ref(), &mut tx).await?;
+    tx.commit().await?;
+    shared.queue.commit_staged(staged).await?;
+    Ok(report)
+}
+
+/// The batch itself, in the caller's transaction; pointers go to `out`.
+async fn apply_batch(
+    shared: &Shared,
+    tx: &mut sqlx::PgConnection,
+    messages: &[ReceivedMessage],
+    out: &mut Outgoing,
+) -> Result<BatchReport, OrchestrationError> {
     let ctx = shared.ctx();
     let now = Utc::now();
     let mut report = BatchReport::default();
-    let mut out = Outgoing::default();
-    out.delete(&QueueName::step_results(), messages.iter().map(|m| m.id));
 
     let mut parsed: Vec<OrchestrationMessage> = Vec::with_capacity(messages.len());
     for message in messages {
@@ -82,10 +149,9 @@ pub(crate) async fn process_batch(
     };
 
     // Phase 1: lock and load.
-    let mut tx = shared.pool.begin().await?;
-    let tasks = task::lock_many(&mut tx, &task_uuids).await?;
+    let tasks = task::lock_many(&mut *tx, &task_uuids).await?;
     let mut graph: HashMap<StepUuid, StepNode> =
-        workflow_step_graph::graph_for_tasks(&mut tx, &task_uuids)
+        workflow_step_graph::graph_for_tasks(&mut *tx, &task_uuids)
             .await?
             .into_iter()
             .map(|node| (node.workflow_step_uuid, node))
@@ -120,7 +186,7 @@ pub(crate) async fn process_batch(
                 // The plan enqueues the step if it is due; if this message
                 // came early, send another for the remaining time.
                 if let Some(due) = node.next_retry_at.filter(|due| *due > now) {
-                    send_retry_due(&mut out, &mut report, pointer, due, now)?;
+                    send_retry_due(&mut *out, &mut report, pointer, due, now)?;
                 }
                 report.applied += 1;
             }
@@ -143,7 +209,7 @@ pub(crate) async fn process_batch(
     // Phase 3: expand outcomes, then apply results.
     let successes = expand_outcomes(
         shared,
-        &mut tx,
+        &mut *tx,
         &tasks,
         &mut graph,
         successes,
@@ -152,7 +218,7 @@ pub(crate) async fn process_batch(
     )
     .await?;
     let completions: Vec<StepChange> = successes.iter().map(|s| StepChange::complete(*s)).collect();
-    for step in workflow_step_change::apply(&mut tx, &completions, &ctx)
+    for step in workflow_step_change::apply(&mut *tx, &completions, &ctx)
         .await?
         .into_iter()
         .map(|changed| changed.step)
@@ -172,19 +238,19 @@ pub(crate) async fn process_batch(
         };
         if apply_failure(
             shared,
-            &mut tx,
+            &mut *tx,
             node,
             task_row.correlation_id,
             &ctx,
             now,
-            &mut out,
+            &mut *out,
             &mut report,
         )
         .await?
         {
             report.applied += 1;
             if node.state == StepState::Error {
-                cancel_unstarted_siblings(shared, &mut tx, task_row, &mut graph, step, &ctx)
+                cancel_unstarted_siblings(shared, &mut *tx, task_row, &mut graph, step, &ctx)
                     .await?;
             }
         }
@@ -193,20 +259,16 @@ pub(crate) async fn process_batch(
     // Phase 4: plan every task, then enqueue and move them all at once.
     advance(
         shared,
-        &mut tx,
+        &mut *tx,
         &tasks,
         &graph,
         now,
         &ctx,
-        &mut out,
+        &mut *out,
         &mut report,
     )
     .await?;
 
-    // Phase 5: pointers out, messages gone, all in this transaction.
-    let staged = out.flush(shared.queue.as_ref(), &mut tx).await?;
-    tx.commit().await?;
-    shared.queue.commit_staged(staged).await?;
     Ok(report)
 }
 

@@ -1,38 +1,41 @@
-//! The result loop, split as ARCHITECTURE §3 describes: one **reader** takes
-//! batches of pointers from `orchestration_step_results` (waking on notify,
-//! on a due retry timer, or on the slow fallback poll) and hands them over a
-//! bounded channel to **writers**, each applying a batch in one transaction
-//! (the pure planning inside is the executor). When the channel is full the
-//! reader waits, so a slow database slows reading instead of growing memory.
+//! The result loop: one **waker** listens for new result pointers (notify,
+//! a due retry timer, the slow fallback poll) and wakes a **writer**; each
+//! writer takes a batch of pointers from `orchestration_step_results` inside
+//! the transaction that applies them (the pure planning inside is the
+//! executor), so the take commits with the state changes or rolls back with
+//! them — no read commit, no visibility update, no separate delete. A writer
+//! that took a full batch wakes another before applying it, so writers join
+//! in as the backlog grows, up to `result_processors`; the wake-up is a
+//! single stored permit, so nothing queues in memory.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tasker_messaging::{PollTimer, ReceivedMessage, Subscription};
 use tasker_types::messages::QueueName;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::lifecycle::results::process_batch;
+use crate::lifecycle::results::{BatchReport, Taken, process_batch, take_and_process};
 use crate::shared::Shared;
 
 /// How long a message that failed to apply stays hidden before another try.
 const FAILED_MESSAGE_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Runs until `shutdown`, then stops reading, lets writers finish the batches
-/// in hand for up to `shutdown_timeout`, and abandons the rest (their
-/// messages reappear for other orchestrators after the visibility timeout).
+/// Runs until `shutdown`, then lets writers finish the batch in hand for up
+/// to `shutdown_timeout` and abandons the rest (an abandoned batch's
+/// transaction rolls back, so its messages are visible again at once).
 pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let config = &shared.config.orchestration;
-    let (sender, receiver) =
-        mpsc::channel::<Vec<ReceivedMessage>>(config.result_channel_capacity.get());
-    let receiver = Arc::new(Mutex::new(receiver));
+    let wake = Arc::new(Notify::new());
     let mut writers = JoinSet::new();
     for _ in 0..config.result_processors.get() {
-        writers.spawn(writer(shared.clone(), receiver.clone()));
+        writers.spawn(writer(shared.clone(), wake.clone(), shutdown.clone()));
     }
-    reader(&shared, sender, &shutdown).await;
+    // Whatever is already waiting is taken at start.
+    wake.notify_one();
+    waker(&shared, &wake, &shutdown).await;
     let drained = tokio::time::timeout(config.shutdown_timeout, async {
         while writers.join_next().await.is_some() {}
     })
@@ -43,11 +46,8 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     }
 }
 
-async fn reader(
-    shared: &Shared,
-    sender: mpsc::Sender<Vec<ReceivedMessage>>,
-    shutdown: &CancellationToken,
-) {
+/// Turns every reason to look at the queue into one writer's wake-up.
+async fn waker(shared: &Shared, wake: &Notify, shutdown: &CancellationToken) {
     let config = &shared.config.orchestration;
     let queue = QueueName::step_results();
     let mut subscription: Option<Box<dyn Subscription>> = None;
@@ -58,30 +58,6 @@ async fn reader(
                 Ok(s) => subscription = Some(s),
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot subscribe to step results; polling")
-                }
-            }
-        }
-        // Drain: wake-ups merge, so read until a short batch.
-        loop {
-            let read = tokio::select! {
-                () = shutdown.cancelled() => return,
-                read = shared.queue.read_many(&queue, config.result_batch_size.get(), config.result_visibility_timeout) => read,
-            };
-            match read {
-                Ok(batch) if batch.is_empty() => break,
-                Ok(batch) => {
-                    let full = batch.len() == config.result_batch_size.get();
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        sent = sender.send(batch) => if sent.is_err() { return },
-                    }
-                    if !full {
-                        break;
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "reading step results failed");
-                    break;
                 }
             }
         }
@@ -96,6 +72,7 @@ async fn reader(
             () = poll.tick() => {}
             () = shared.timers.next() => {}
         }
+        wake.notify_one();
     }
 }
 
@@ -108,59 +85,85 @@ async fn wait(
     }
 }
 
-async fn writer(shared: Arc<Shared>, receiver: Arc<Mutex<mpsc::Receiver<Vec<ReceivedMessage>>>>) {
+/// Waits for a wake-up, then takes and applies batches until one is short.
+async fn writer(shared: Arc<Shared>, wake: Arc<Notify>, shutdown: CancellationToken) {
+    let max = shared.config.orchestration.result_batch_size.get();
     loop {
-        let batch = receiver.lock().await.recv().await;
-        let Some(batch) = batch else { return };
-        let started = std::time::Instant::now();
-        metrics::histogram!("tasker_orchestration_batch_size").record(batch.len() as f64);
-        let outcome = process_batch(&shared, &batch).await;
-        metrics::histogram!("tasker_orchestration_batch_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
-        match outcome {
-            Ok(report) => after_commit(&shared, &report.retries_due, batch.len(), &report),
-            Err(err) => {
-                // One bad message must not hold up the others: retry each on
-                // its own, and hide the ones that still fail for a while.
-                tracing::warn!(error = %err, batch_size = batch.len(), "batch failed; retrying message by message");
-                for message in batch {
-                    match process_batch(&shared, std::slice::from_ref(&message)).await {
-                        Ok(report) => after_commit(&shared, &report.retries_due, 1, &report),
-                        Err(err) => {
-                            tracing::error!(msg_id = message.id, error = %err, "applying orchestration message failed");
-                            let _ = shared
-                                .queue
-                                .extend_visibility(
-                                    &QueueName::step_results(),
-                                    &[message.id],
-                                    FAILED_MESSAGE_BACKOFF,
-                                )
-                                .await;
-                        }
-                    }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = wake.notified() => {}
+        }
+        while !shutdown.is_cancelled() {
+            let started = std::time::Instant::now();
+            // A full batch means more may be waiting: bring in another
+            // writer while this one applies its batch.
+            let Taken { messages, result } =
+                take_and_process(&shared, max, || wake.notify_one()).await;
+            let full = messages.len() == max;
+            if !messages.is_empty() {
+                metrics::histogram!("tasker_orchestration_batch_size")
+                    .record(messages.len() as f64);
+                metrics::histogram!("tasker_orchestration_batch_duration_seconds")
+                    .record(started.elapsed().as_secs_f64());
+            }
+            match result {
+                Ok(report) => after_commit(&shared, &report, messages.len()),
+                Err(err) if messages.is_empty() => {
+                    tracing::warn!(error = %err, "taking step results failed");
+                    break;
                 }
+                Err(err) => {
+                    tracing::warn!(error = %err, batch_size = messages.len(),
+                        "batch failed; retrying message by message");
+                    retry_one_by_one(&shared, messages).await;
+                }
+            }
+            if !full {
+                break;
             }
         }
     }
 }
 
-fn after_commit(
-    shared: &Shared,
-    retries_due: &[Duration],
-    batch_size: usize,
-    report: &crate::lifecycle::results::BatchReport,
-) {
-    for delay in retries_due {
+/// One bad message must not hold up the others: the failed batch rolled
+/// back, so hide its messages from other writers, then apply each on its
+/// own; one that still fails stays hidden for a while.
+async fn retry_one_by_one(shared: &Shared, messages: Vec<ReceivedMessage>) {
+    let queue = QueueName::step_results();
+    let ids: Vec<_> = messages.iter().map(|m| m.id).collect();
+    if let Err(err) = shared
+        .queue
+        .extend_visibility(&queue, &ids, FAILED_MESSAGE_BACKOFF)
+        .await
+    {
+        tracing::warn!(error = %err, "cannot hide a failed batch; its messages return at once");
+        return;
+    }
+    for message in messages {
+        match process_batch(shared, std::slice::from_ref(&message)).await {
+            Ok(report) => after_commit(shared, &report, 1),
+            Err(err) => {
+                tracing::error!(msg_id = message.id, error = %err,
+                    "applying orchestration message failed; retrying it later");
+            }
+        }
+    }
+}
+
+fn after_commit(shared: &Shared, report: &BatchReport, batch_size: usize) {
+    for delay in &report.retries_due {
         shared
             .timers
             .schedule(*delay + shared.config.orchestration.retry_timer_slack);
     }
-    tracing::debug!(
-        batch_size,
-        applied = report.applied,
-        ignored = report.ignored,
-        enqueued = report.enqueued,
-        finalized = report.finalized,
-        "result batch applied"
-    );
+    if batch_size > 0 {
+        tracing::debug!(
+            batch_size,
+            applied = report.applied,
+            ignored = report.ignored,
+            enqueued = report.enqueued,
+            finalized = report.finalized,
+            "result batch applied"
+        );
+    }
 }

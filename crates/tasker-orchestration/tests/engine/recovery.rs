@@ -1,5 +1,6 @@
 //! Duplicated messages run nothing twice; a worker that dies mid-step has the
-//! step re-claimed after its lease expires; a superseded attempt's late
+//! step re-claimed after its lease expires; an orchestrator that dies
+//! mid-batch gives its results back at once; a superseded attempt's late
 //! result is rejected.
 
 use std::sync::Arc;
@@ -182,6 +183,66 @@ async fn a_worker_killed_mid_step_has_the_step_reclaimed_after_its_lease_expires
     assert_eq!(long.attempts, 2, "the survivor ran a new attempt");
     assert_eq!(long.results, Some(json!({"attempt": 2})));
     assert_ne!(long.claimed_by, claimed_by);
+}
+
+#[tokio::test]
+async fn an_orchestrator_killed_mid_batch_gives_its_results_back_at_once() {
+    let mut config = crate::support::test_config();
+    // Were the taken results merely hidden, a successor would wait this long.
+    config.orchestration.result_visibility_timeout = Duration::from_secs(120);
+    let stack = Stack::with_config(config).await;
+    stack.register(COUNTED).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let _worker = stack.start_worker(counting(calls.clone()));
+    let task = stack.create("recovery_tests", "counted", json!({})).await;
+
+    // Hold the task's row lock so that the orchestrator's batch, having
+    // taken the result of `once`, blocks inside its transaction.
+    let mut blocker = stack.pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM tasker.tasks WHERE task_uuid = $1 FOR UPDATE")
+        .bind(task.task_uuid.as_uuid())
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let doomed = stack.start_killable_orchestrator();
+    eventually(
+        LIMIT,
+        "the orchestrator's batch to wait on the task lock",
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(stack.pool())
+            .await
+            .unwrap();
+            waiting > 0
+        },
+    )
+    .await;
+    doomed.kill();
+    blocker.commit().await.unwrap();
+
+    let _successor = stack.start_orchestrator();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        stack.finished(task.task_uuid, LIMIT).await.state,
+        TaskState::Complete
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the result was handed back by the rollback, not by a visibility timeout"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "each step ran once");
+    let once = stack.step(task.task_uuid, "once").await;
+    let history = tasker_db::workflow_step_transition::list(stack.pool(), once.workflow_step_uuid)
+        .await
+        .unwrap();
+    assert_eq!(
+        history.iter().filter(|h| h.event == "complete").count(),
+        1,
+        "its result was applied once"
+    );
 }
 
 #[tokio::test]

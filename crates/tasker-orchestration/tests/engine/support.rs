@@ -130,6 +130,17 @@ impl Stack {
         }
     }
 
+    /// Starts an orchestrator on a runtime of its own, so the test can kill it.
+    pub(crate) fn start_killable_orchestrator(&self) -> Running {
+        let config = self.config.clone();
+        self.killable(move |pool, queue, stop| async move {
+            Orchestrator::new(pool, queue, config)
+                .run(stop)
+                .await
+                .unwrap();
+        })
+    }
+
     /// Starts a worker with `registry` on the test's runtime.
     pub(crate) fn start_worker(&self, registry: HandlerRegistry) -> Running {
         self.start_worker_with(registry, self.config.clone())
@@ -159,6 +170,21 @@ impl Stack {
         registry: HandlerRegistry,
         config: TaskerConfig,
     ) -> Running {
+        self.killable(move |pool, queue, stop| async move {
+            Worker::new(pool, queue, config, registry)
+                .run(stop)
+                .await
+                .unwrap();
+        })
+    }
+
+    /// Runs `component` on a runtime of its own, with a pool of its own, so
+    /// that killing the runtime kills its connections as a crash would.
+    fn killable<F, Fut>(&self, component: F) -> Running
+    where
+        F: FnOnce(PgPool, Arc<dyn MessageQueue>, CancellationToken) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -169,17 +195,13 @@ impl Stack {
         runtime.spawn({
             let stop = stop.clone();
             async move {
-                // Its own pool, so killing the runtime kills its connections.
                 let pool = sqlx::postgres::PgPoolOptions::new()
                     .max_connections(5)
                     .connect_with(options)
                     .await
                     .unwrap();
                 let queue: Arc<dyn MessageQueue> = Arc::new(PgmqQueue::new(pool.clone()));
-                Worker::new(pool, queue, config, registry)
-                    .run(stop)
-                    .await
-                    .unwrap();
+                component(pool, queue, stop).await;
             }
         });
         Running {
