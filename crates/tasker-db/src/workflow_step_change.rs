@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
 use tasker_types::ids::{StepUuid, TaskUuid};
+use tasker_types::outcome::{FlowControl, StepFailure};
 use tasker_types::state::{StepEvent, StepState};
 use uuid::Uuid;
 
@@ -98,10 +99,10 @@ pub enum Effect {
         /// The handler's result.
         result: Value,
         /// Its flow control, if any.
-        flow_control: Option<Value>,
+        flow_control: Option<FlowControl>,
     },
-    /// A failure envelope becomes the step's last error.
-    Error(Value),
+    /// A failure becomes the step's last error.
+    Error(StepFailure),
     /// A retry falls due at this instant.
     RetryAt(DateTime<Utc>),
     /// An operator's result for the step.
@@ -179,7 +180,7 @@ impl StepChange {
         step: StepUuid,
         attempt: u32,
         result: Value,
-        flow_control: Option<Value>,
+        flow_control: Option<FlowControl>,
     ) -> Self {
         Self::new(step, StepState::InProgress, StepEvent::RecordSuccess)
             .attempt(attempt)
@@ -192,17 +193,21 @@ impl StepChange {
     /// `in_progress → enqueued_as_error_for_orchestration`: attempt
     /// `attempt` stores its failure. A superseded attempt's write is
     /// rejected.
-    pub fn record_failure(step: StepUuid, attempt: u32, error: Value) -> Self {
+    pub fn record_failure(step: StepUuid, attempt: u32, error: StepFailure) -> Self {
         Self::new(step, StepState::InProgress, StepEvent::RecordFailure)
             .attempt(attempt)
             .effect(Effect::Error(error))
     }
 
     /// `in_progress → enqueued_as_error_for_orchestration` for attempt
-    /// `attempt` whose lease ran out with no attempts left: its worker died
-    /// on the last attempt.
-    pub fn lease_expired_on_last_attempt(step: StepUuid, attempt: u32, error: Value) -> Self {
-        let mut change = Self::record_failure(step, attempt, error);
+    /// `attempt` whose lease ran out with no attempts left: its worker
+    /// (`worker`, as the step names it) died on the last attempt.
+    pub fn lease_expired_on_last_attempt(
+        step: StepUuid,
+        attempt: u32,
+        worker: Option<&str>,
+    ) -> Self {
+        let mut change = Self::record_failure(step, attempt, StepFailure::lease_expired(worker));
         change.fence.lease = LeaseFence::ExpiredOnLastAttempt;
         change
     }
@@ -237,16 +242,18 @@ impl StepChange {
     }
 
     /// `enqueued_for_orchestration → error`: the success carried an outcome
-    /// orchestration cannot apply; `error` says why.
-    pub fn refuse_result(step: StepUuid, error: Value) -> Self {
+    /// orchestration cannot apply; `why` says why (an `invalid_result`).
+    pub fn refuse_result(step: StepUuid, why: &str) -> Self {
         Self::new(step, StepState::EnqueuedForOrchestration, StepEvent::Fail)
-            .effect(Effect::Error(error))
+            .effect(Effect::Error(StepFailure::invalid_result(why)))
     }
 
     /// `enqueued | in_progress | waiting_for_retry → error`: the staleness
-    /// detector gives up on a step that made no progress; `error` says why.
-    pub fn expire(step: StepUuid, from: StepState, error: Value) -> Self {
-        Self::new(step, from, StepEvent::Expire).effect(Effect::Error(error))
+    /// detector gives up on a step that made no progress; `detail` says
+    /// why (a `staleness_timeout`).
+    pub fn expire(step: StepUuid, from: StepState, detail: &str) -> Self {
+        Self::new(step, from, StepEvent::Expire)
+            .effect(Effect::Error(StepFailure::staleness_timeout(detail)))
     }
 
     /// `<from> → cancelled` for a non-terminal step; a running attempt's
@@ -462,9 +469,13 @@ fn bind<'q, O>(
             } => {
                 records = true;
                 result = Some(r.clone());
-                control = flow_control.clone();
+                control = flow_control
+                    .as_ref()
+                    .map(serde_json::to_value)
+                    .transpose()
+                    .map_err(|e| DbError::Corrupt(format!("flow control: {e}")))?;
             }
-            Effect::Error(e) => error = Some(e.clone()),
+            Effect::Error(e) => error = Some(e.to_stored()),
             Effect::RetryAt(due) => retry_at = Some(*due),
             Effect::ManualResult(r) => result = Some(r.clone()),
             Effect::Reset {
@@ -620,13 +631,13 @@ mod tests {
             StepChange::claim(s, "w", Duration::from_secs(1)),
             StepChange::reclaim(s, "w", Duration::from_secs(1)),
             StepChange::record_success(s, 1, json!({}), None),
-            StepChange::record_failure(s, 1, json!({})),
-            StepChange::lease_expired_on_last_attempt(s, 1, json!({})),
+            StepChange::record_failure(s, 1, StepFailure::permanent("x", "y")),
+            StepChange::lease_expired_on_last_attempt(s, 1, None),
             StepChange::complete(s),
             StepChange::schedule_retry(s, now),
             StepChange::fail(s),
-            StepChange::refuse_result(s, json!({})),
-            StepChange::expire(s, StepState::InProgress, json!({})),
+            StepChange::refuse_result(s, "bad"),
+            StepChange::expire(s, StepState::InProgress, "stuck"),
             StepChange::cancel(s, StepState::Pending),
             StepChange::reset_for_retry(s, None, 0),
             StepChange::resolve_manually(s, StepState::Error),

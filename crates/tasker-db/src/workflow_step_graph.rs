@@ -1,11 +1,12 @@
 //! The step graphs orchestration decides over: every step of a task with
 //! what the planner needs (state, attempt, retry policy, parents) and what
-//! applying a result needs (the last error, a pending outcome) — no results
-//! or inputs.
+//! applying a result needs (a failure or an outcome awaiting orchestration)
+//! — no results or inputs.
 
 use serde_json::Value;
 use sqlx::PgConnection;
 use tasker_types::ids::{StepUuid, TaskUuid};
+use tasker_types::outcome::StepFailure;
 use tasker_types::state::StepState;
 use uuid::Uuid;
 
@@ -34,8 +35,10 @@ pub struct StepNode {
     pub retry: tasker_types::backoff::RetryPolicy,
     /// When its retry is due.
     pub next_retry_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Its last failure (to decide on a retry).
-    pub last_error: Option<Value>,
+    /// Its attempt's failure, while orchestration has yet to decide on a
+    /// retry (`enqueued_as_error_for_orchestration`); an envelope that does
+    /// not parse is a permanent `unreadable_failure`.
+    pub last_error: Option<StepFailure>,
     /// What a decision or batchable step's handler asked to create (only
     /// loaded while its result awaits orchestration).
     pub flow_control: Option<Value>,
@@ -55,7 +58,9 @@ pub async fn graph_for_tasks(
     let rows = sqlx::query!(
         r#"SELECT s.workflow_step_uuid, s.task_uuid, s.name, s.template_step, s.step_type, s.state,
                   s.attempts, s.max_attempts, s.retryable, s.backoff, s.backoff_base_ms,
-                  s.max_backoff_ms, s.next_retry_at, s.last_error,
+                  s.max_backoff_ms, s.next_retry_at,
+                  CASE WHEN s.state = 'enqueued_as_error_for_orchestration' THEN s.last_error END
+                      AS last_error,
                   CASE WHEN s.state = 'enqueued_for_orchestration' THEN s.flow_control END
                       AS flow_control,
                   ARRAY(SELECT e.from_step_uuid FROM tasker.workflow_step_edges e
@@ -83,7 +88,7 @@ pub async fn graph_for_tasks(
                     max_backoff_ms: u64::try_from(r.max_backoff_ms).unwrap_or(0),
                 },
                 next_retry_at: r.next_retry_at,
-                last_error: r.last_error,
+                last_error: r.last_error.as_ref().map(StepFailure::from_stored),
                 flow_control: r.flow_control,
                 parents: r.parents.into_iter().map(StepUuid::from_uuid).collect(),
             })

@@ -52,6 +52,77 @@ fn default_error_type() -> String {
     error_types::HANDLER_ERROR.to_owned()
 }
 
+impl StepFailure {
+    /// A failure of kind `error_type` that may be retried.
+    pub fn retryable(error_type: &str, message: impl Into<String>) -> Self {
+        Self::new(error_type, message, true)
+    }
+
+    /// A failure of kind `error_type` that must not be retried.
+    pub fn permanent(error_type: &str, message: impl Into<String>) -> Self {
+        Self::new(error_type, message, false)
+    }
+
+    fn new(error_type: &str, message: impl Into<String>, retryable: bool) -> Self {
+        Self {
+            error_type: error_type.to_owned(),
+            message: message.into(),
+            retryable,
+            code: None,
+            details: Value::Null,
+            retry_after_ms: None,
+        }
+    }
+
+    /// The worker holding the lease of the last attempt stopped renewing it.
+    pub fn lease_expired(worker: Option<&str>) -> Self {
+        Self::permanent(
+            error_types::LEASE_EXPIRED,
+            format!(
+                "worker {} stopped renewing its lease on the last attempt",
+                worker.unwrap_or("unknown")
+            ),
+        )
+    }
+
+    /// A success orchestration cannot apply (its outcome breaks the rules).
+    pub fn invalid_result(message: impl Into<String>) -> Self {
+        Self::permanent(error_types::INVALID_RESULT, message)
+    }
+
+    /// The staleness detector gave up on a step that made no progress.
+    pub fn staleness_timeout(detail: &str) -> Self {
+        Self::permanent(
+            error_types::STALENESS_TIMEOUT,
+            format!("the staleness detector gave up on this step: {detail}"),
+        )
+    }
+
+    /// Reads a stored failure envelope. One that does not parse is not
+    /// guessed at: it becomes a permanent `unreadable_failure` that keeps
+    /// the stored value in `details`, so the step stops and says why
+    /// instead of retrying on an assumption.
+    pub fn from_stored(stored: &Value) -> Self {
+        match serde_json::from_value::<StepFailure>(stored.clone()) {
+            Ok(failure) => failure,
+            Err(err) => Self {
+                details: serde_json::json!({ "stored": stored }),
+                ..Self::permanent(
+                    error_types::UNREADABLE_FAILURE,
+                    format!("the attempt's failure envelope could not be read: {err}"),
+                )
+            },
+        }
+    }
+
+    /// The envelope as stored in `workflow_steps.last_error`.
+    pub fn to_stored(&self) -> Value {
+        // Infallible: every field is a string, bool, number, option or JSON
+        // value, and maps have string keys.
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
 /// Error categories the runtime itself produces.
 pub mod error_types {
     /// The handler returned an error.
@@ -69,6 +140,23 @@ pub mod error_types {
     pub const INVALID_RESULT: &str = "invalid_result";
     /// No handler is registered for the step's callable.
     pub const HANDLER_NOT_FOUND: &str = "handler_not_found";
+    /// The staleness detector gave up on a step that made no progress.
+    pub const STALENESS_TIMEOUT: &str = "staleness_timeout";
+    /// A stored failure envelope could not be read.
+    pub const UNREADABLE_FAILURE: &str = "unreadable_failure";
+
+    /// Every category the runtime produces; handlers may add their own.
+    pub const ALL: &[&str] = &[
+        HANDLER_ERROR,
+        TIMEOUT,
+        PANIC,
+        EXCEPTION,
+        LEASE_EXPIRED,
+        INVALID_RESULT,
+        HANDLER_NOT_FOUND,
+        STALENESS_TIMEOUT,
+        UNREADABLE_FAILURE,
+    ];
 }
 
 /// What a decision or batchable handler asks orchestration to create.
@@ -156,14 +244,7 @@ impl StepOutcome {
 
     fn failure(error_type: &str, message: impl Into<String>, retryable: bool) -> Self {
         StepOutcome::Failure {
-            error: StepFailure {
-                error_type: error_type.to_owned(),
-                message: message.into(),
-                retryable,
-                code: None,
-                details: Value::Null,
-                retry_after_ms: None,
-            },
+            error: StepFailure::new(error_type, message, retryable),
         }
     }
 
@@ -190,6 +271,52 @@ mod tests {
             json!({"status": "failure", "error": {
                 "error_type": "timeout", "message": "took too long", "retryable": true
             }})
+        );
+    }
+
+    #[test]
+    fn a_stored_failure_round_trips_and_an_unreadable_one_is_permanent() {
+        let failure = StepFailure {
+            code: Some("E42".into()),
+            retry_after_ms: Some(250),
+            ..StepFailure::retryable(error_types::TIMEOUT, "took too long")
+        };
+        assert_eq!(StepFailure::from_stored(&failure.to_stored()), failure);
+        // What a foreign worker may send: only a message and a verdict.
+        let minimal = StepFailure::from_stored(&json!({"message": "no", "retryable": true}));
+        assert_eq!(minimal.error_type, error_types::HANDLER_ERROR);
+        assert!(minimal.retryable);
+
+        let garbage = json!({"retryable": "maybe"});
+        let unreadable = StepFailure::from_stored(&garbage);
+        assert_eq!(unreadable.error_type, error_types::UNREADABLE_FAILURE);
+        assert!(
+            !unreadable.retryable,
+            "an unreadable envelope is never guessed retryable"
+        );
+        assert_eq!(unreadable.details, json!({"stored": garbage}));
+    }
+
+    #[test]
+    fn the_runtimes_failure_kinds_are_named_and_listed() {
+        let kinds = [
+            StepFailure::lease_expired(Some("w-1")),
+            StepFailure::invalid_result("bad"),
+            StepFailure::staleness_timeout("no progress"),
+            StepFailure::from_stored(&Value::Null),
+        ];
+        for failure in &kinds {
+            assert!(!failure.retryable, "{failure:?}");
+            assert!(error_types::ALL.contains(&failure.error_type.as_str()));
+        }
+        assert!(kinds[0].message.contains("w-1"));
+        let mut all = error_types::ALL.to_vec();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(
+            all.len(),
+            error_types::ALL.len(),
+            "no category listed twice"
         );
     }
 

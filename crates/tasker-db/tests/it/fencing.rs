@@ -4,11 +4,16 @@ use serde_json::json;
 use tasker_db::testing::TestDb;
 use tasker_db::workflow_step_change::{self as change, StepChange};
 use tasker_db::{DbError, workflow_step, workflow_step_transition};
+use tasker_types::outcome::{StepFailure, error_types};
 use tasker_types::state::StepState;
 
 use crate::support::{create_diamond, ctx, enqueue, expire_lease, step_named};
 
 const LEASE: Duration = Duration::from_secs(30);
+
+fn boom() -> StepFailure {
+    StepFailure::retryable(error_types::HANDLER_ERROR, "boom")
+}
 
 #[tokio::test]
 async fn of_many_concurrent_claims_of_one_step_exactly_one_wins() {
@@ -173,7 +178,7 @@ async fn the_failure_and_retry_path_records_every_transition() {
         .unwrap();
     let due = chrono::Utc::now() + chrono::TimeDelta::seconds(5);
     for next in [
-        StepChange::record_failure(step, claim.attempt, json!({"message": "boom"})),
+        StepChange::record_failure(step, claim.attempt, boom()),
         StepChange::schedule_retry(step, due),
         StepChange::enqueue(step, StepState::WaitingForRetry),
     ] {
@@ -194,7 +199,7 @@ async fn the_failure_and_retry_path_records_every_transition() {
     let row = workflow_step::get(db.pool(), step).await.unwrap().unwrap();
     assert_eq!(row.state, StepState::Complete);
     assert!(row.completed_at.is_some());
-    assert_eq!(row.last_error, Some(json!({"message": "boom"})));
+    assert_eq!(row.last_error, Some(boom().to_stored()));
     let history = workflow_step_transition::list(db.pool(), step)
         .await
         .unwrap();
@@ -235,7 +240,7 @@ async fn the_state_column_always_equals_the_most_recent_transition() {
         .await
         .unwrap();
     for next in [
-        StepChange::record_failure(start, claim.attempt, json!({})),
+        StepChange::record_failure(start, claim.attempt, boom()),
         StepChange::fail(start),
         StepChange::cancel(step_named(&created, "left"), StepState::Pending),
     ] {

@@ -9,6 +9,7 @@ use serde_json::json;
 use tasker_db::testing::TestDb;
 use tasker_db::workflow_step_change::{self as change, StepChange};
 use tasker_db::{DbError, workflow_step, workflow_step_transition};
+use tasker_types::outcome::StepFailure;
 use tasker_types::state::StepState;
 
 use crate::support::{create_diamond, ctx, enqueue, expire_lease, step_named};
@@ -122,13 +123,7 @@ async fn a_lease_expiry_on_the_last_attempt_is_recorded_only_once_the_lease_ran_
     let claim = change::apply_one(&mut conn, StepChange::claim(start, "w", LEASE), &ctx())
         .await
         .unwrap();
-    let expiry = || {
-        StepChange::lease_expired_on_last_attempt(
-            start,
-            claim.attempt,
-            json!({ "error_type": "lease_expired" }),
-        )
-    };
+    let expiry = || StepChange::lease_expired_on_last_attempt(start, claim.attempt, Some("w"));
 
     // The lease is live: the worker may still be running.
     let err = change::apply_one(&mut conn, expiry(), &ctx())
@@ -159,7 +154,7 @@ async fn a_lease_expiry_on_the_last_attempt_is_recorded_only_once_the_lease_ran_
     assert_eq!(row.lease_expires_at, None);
     assert_eq!(
         row.last_error,
-        Some(json!({ "error_type": "lease_expired" }))
+        Some(StepFailure::lease_expired(Some("w")).to_stored())
     );
 }
 

@@ -345,12 +345,7 @@ async fn refuse(
     message: &str,
     ctx: &TransitionContext,
 ) -> Result<(), OrchestrationError> {
-    let error = json!({
-        "error_type": error_types::INVALID_RESULT,
-        "message": message,
-        "retryable": false,
-    });
-    let refusal = StepChange::refuse_result(step, error.clone());
+    let refusal = StepChange::refuse_result(step, message);
     match workflow_step_change::apply_one(conn, refusal, ctx).await {
         Ok(changed) => {
             tracing::warn!(task_uuid = %changed.task, step_uuid = %step, error = message,
@@ -358,7 +353,7 @@ async fn refuse(
             metrics::counter!("tasker_step_results_total", "outcome" => "refused").increment(1);
             if let Some(node) = graph.get_mut(&step) {
                 node.state = StepState::Error;
-                node.last_error = Some(error);
+                node.last_error = Some(StepFailure::invalid_result(message));
             }
             Ok(())
         }
@@ -423,13 +418,20 @@ async fn apply_failure(
     out: &mut Outgoing,
     report: &mut BatchReport,
 ) -> Result<bool, OrchestrationError> {
+    // A failure recorded without an envelope is as unreadable as a broken
+    // one: permanent, and said so.
     let failure = node
         .last_error
         .clone()
-        .and_then(|e| serde_json::from_value::<StepFailure>(e).ok());
-    let (retryable, hint) = failure.as_ref().map_or((true, None), |f| {
-        (f.retryable, f.retry_after_ms.map(Duration::from_millis))
-    });
+        .unwrap_or_else(|| StepFailure::from_stored(&serde_json::Value::Null));
+    if failure.error_type == error_types::UNREADABLE_FAILURE {
+        tracing::warn!(task_uuid = %node.task_uuid, step_uuid = %node.workflow_step_uuid,
+            error = %failure.message, "a failure envelope could not be read; not retrying");
+    }
+    let (retryable, hint) = (
+        failure.retryable,
+        failure.retry_after_ms.map(Duration::from_millis),
+    );
     let jitter = shared.config.execution.backoff_jitter;
     let decision = node.retry.decide(
         node.attempts,

@@ -166,15 +166,10 @@ async fn act(
         "dlq_entry_uuid": entry_uuid,
         "detail": message,
     }));
-    let error = json!({
-        "error_type": "staleness_timeout",
-        "message": format!("the staleness detector gave up on this step: {message}"),
-        "retryable": false,
-    });
     // A step that moved since it was read is left as it is.
     let expiries: Vec<StepChange> = stuck
         .iter()
-        .map(|s| StepChange::expire(s.workflow_step_uuid, s.state, error.clone()))
+        .map(|s| StepChange::expire(s.workflow_step_uuid, s.state, &message))
         .collect();
     workflow_step_change::apply(&mut tx, &expiries, &ctx).await?;
     let path: &[TaskEvent] = match task_row.state {

@@ -318,3 +318,53 @@ async fn a_superseded_attempts_late_result_is_rejected() {
         2
     );
 }
+
+#[tokio::test]
+async fn an_unreadable_failure_envelope_fails_its_step_for_good_instead_of_retrying() {
+    let stack = Stack::new().await;
+    stack.register(COUNTED).await;
+    let task = stack.create("recovery_tests", "counted", json!({})).await;
+    let once = stack.step(task.task_uuid, "once").await;
+    // An attempt's failure whose envelope is not a failure (corruption, or a
+    // worker from another version): `once` allows three attempts.
+    sqlx::query(
+        "UPDATE tasker.workflow_steps
+         SET state = 'enqueued_as_error_for_orchestration', attempts = 1,
+             last_error = '{\"retryable\": \"maybe\"}'
+         WHERE workflow_step_uuid = $1",
+    )
+    .bind(once.workflow_step_uuid.as_uuid())
+    .execute(stack.pool())
+    .await
+    .unwrap();
+    let result = serde_json::to_value(OrchestrationMessage::StepResult(StepAttempt {
+        task_uuid: task.task_uuid,
+        step_uuid: once.workflow_step_uuid,
+        attempt: 1,
+        correlation_id: task.correlation_id,
+    }))
+    .unwrap();
+    send_now(
+        stack.queue.as_ref(),
+        &QueueName::step_results(),
+        &[result],
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    let _orchestrator = stack.start_orchestrator();
+
+    assert_eq!(
+        stack.finished(task.task_uuid, LIMIT).await.state,
+        TaskState::Error
+    );
+    let once = stack.step(task.task_uuid, "once").await;
+    assert_eq!((once.state, once.attempts), (StepState::Error, 1));
+    let history = tasker_db::workflow_step_transition::list(stack.pool(), once.workflow_step_uuid)
+        .await
+        .unwrap();
+    assert!(
+        history.iter().all(|h| h.event != "schedule_retry"),
+        "no retry was guessed: {history:?}"
+    );
+}

@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::Utc;
-use serde_json::json;
 use tasker_db::DbError;
 use tasker_db::execution_context::{self, ExecutionContext};
 use tasker_db::workflow_step::{self, StepRow};
@@ -17,7 +16,6 @@ use tasker_db::workflow_step_change::{self, StepChange};
 use tasker_messaging::{MessageId, QueueTx};
 use tasker_types::ids::StepUuid;
 use tasker_types::messages::{OrchestrationMessage, QueueName, StepAttempt, StepMessage};
-use tasker_types::outcome::error_types;
 use tasker_types::state::StepState;
 
 use super::shared::WorkerShared;
@@ -171,13 +169,11 @@ async fn settle(
                 .map_or(Leftover::Leave, |r| Leftover::Run(Box::new(r))))
         }
         StepState::InProgress if expired => {
-            let error = json!({
-                "error_type": error_types::LEASE_EXPIRED,
-                "message": format!("worker {} stopped renewing its lease on the last attempt",
-                    row.claimed_by.as_deref().unwrap_or("unknown")),
-                "retryable": false,
-            });
-            let expiry = StepChange::lease_expired_on_last_attempt(step, row.attempts, error);
+            let expiry = StepChange::lease_expired_on_last_attempt(
+                step,
+                row.attempts,
+                row.claimed_by.as_deref(),
+            );
             match workflow_step_change::apply_one(conn, expiry, &ctx).await {
                 Ok(changed) => Ok(Leftover::Failed(StepAttempt {
                     task_uuid: changed.task,

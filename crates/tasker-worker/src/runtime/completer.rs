@@ -85,23 +85,17 @@ async fn write(shared: &WorkerShared, batch: &[Completion]) -> Result<(), Worker
     for c in batch {
         match &c.outcome {
             StepOutcome::Success { result, control } => {
-                let flow_control = control
-                    .as_ref()
-                    .map(serde_json::to_value)
-                    .transpose()
-                    .map_err(corrupt)?;
                 changes.push(StepChange::record_success(
                     c.step,
                     c.attempt,
                     result.clone(),
-                    flow_control,
+                    control.clone(),
                 ));
                 recorded.push((AuditOutcome::Success, Some(result.clone()), None));
             }
             StepOutcome::Failure { error } => {
-                let error = serde_json::to_value(error).map_err(corrupt)?;
                 changes.push(StepChange::record_failure(c.step, c.attempt, error.clone()));
-                recorded.push((AuditOutcome::Failure, None, Some(error)));
+                recorded.push((AuditOutcome::Failure, None, Some(error.to_stored())));
             }
         }
     }
