@@ -45,6 +45,8 @@ impl FeedEntry {
 }
 
 /// Every transition of `task` and its steps, in the order they were written.
+/// Step transitions are found through the task's steps (the history has no
+/// task index, so that each state change writes one index entry fewer).
 ///
 /// # Errors
 /// [`DbError`] on database failure.
@@ -61,9 +63,9 @@ pub async fn list_for_task<'e>(
          UNION ALL
          SELECT s.workflow_step_transition_uuid, s.workflow_step_uuid, w.name, s.from_state,
                 s.to_state, s.event, s.attempt, s.processor_id, s.created_at
-           FROM tasker.workflow_step_transitions s
-           JOIN tasker.workflow_steps w ON w.workflow_step_uuid = s.workflow_step_uuid
-          WHERE s.task_uuid = $1
+           FROM tasker.workflow_steps w
+           JOIN tasker.workflow_step_transitions s ON s.workflow_step_uuid = w.workflow_step_uuid
+          WHERE w.task_uuid = $1
          ORDER BY 1",
     )
     .bind(Uuid::from(task))
