@@ -5,9 +5,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use tasker_db::TransitionContext;
 use tasker_db::task::{self, TaskRow};
 use tasker_db::workflow_step_change::{self, StepChange};
 use tasker_db::workflow_step_graph::StepNode;
@@ -16,25 +14,20 @@ use tasker_types::messages::{QueueName, StepMessage};
 use tasker_types::state::{TaskEvent, TaskState};
 use tasker_types::template::{FailureStrategy, StepType, TaskTemplate};
 
-use super::outgoing::{Outgoing, to_json};
+use super::batch::Batch;
+use super::outgoing::to_json;
 use super::plan::{Group, OnError, StepView, plan};
-use super::results::BatchReport;
 use crate::error::OrchestrationError;
-use crate::shared::Shared;
 
 /// Plans every task of `tasks` over `graph`, enqueues the ready steps and
-/// moves the tasks, in the caller's transaction; pointers go to `out`.
-#[allow(clippy::too_many_arguments)] // the pieces of one transaction, from two callers
+/// moves the tasks, in the caller's transaction; pointers go to the batch.
 pub(crate) async fn advance(
-    shared: &Shared,
+    batch: &mut Batch<'_>,
     conn: &mut PgConnection,
     tasks: &[TaskRow],
     graph: &HashMap<StepUuid, StepNode>,
-    now: DateTime<Utc>,
-    ctx: &TransitionContext,
-    out: &mut Outgoing,
-    report: &mut BatchReport,
 ) -> Result<(), OrchestrationError> {
+    let (shared, now) = (batch.shared, batch.now);
     let mut by_task: HashMap<TaskUuid, Vec<&StepNode>> = HashMap::new();
     for node in graph.values() {
         by_task.entry(node.task_uuid).or_default().push(node);
@@ -68,7 +61,7 @@ pub(crate) async fn advance(
         }
     }
     let live: HashMap<TaskUuid, &TaskRow> = tasks.iter().map(|t| (t.task_uuid, t)).collect();
-    let enqueued = workflow_step_change::apply(&mut *conn, &to_enqueue, ctx).await?;
+    let enqueued = workflow_step_change::apply(&mut *conn, &to_enqueue, &batch.ctx).await?;
     for step in enqueued.iter().map(|changed| &changed.step) {
         let Some(task_row) = graph.get(step).and_then(|n| live.get(&n.task_uuid)) else {
             continue;
@@ -81,15 +74,15 @@ pub(crate) async fn advance(
             step_uuid: *step,
             correlation_id: task_row.correlation_id,
         };
-        out.send(queue, to_json(&pointer)?);
+        batch.out.send(queue, to_json(&pointer)?);
     }
-    report.enqueued += enqueued.len();
+    batch.report.enqueued += enqueued.len();
     metrics::counter!("tasker_steps_enqueued_total").increment(enqueued.len() as u64);
-    for (task_uuid, state) in task::transition_paths_many(&mut *conn, &paths, ctx).await? {
+    for (task_uuid, state) in task::transition_paths_many(&mut *conn, &paths, &batch.ctx).await? {
         if state.is_terminal()
             && let Some(task_row) = live.get(&task_uuid)
         {
-            report.finalized += 1;
+            batch.report.finalized += 1;
             let elapsed = (now - task_row.created_at).num_milliseconds().max(0) as f64 / 1000.0;
             let labels = [
                 ("namespace", task_row.namespace.clone()),

@@ -3,6 +3,7 @@
 //! that follow from it.
 
 pub(crate) mod advance;
+pub(crate) mod batch;
 pub(crate) mod cancel;
 pub(crate) mod expand;
 pub(crate) mod initialize;

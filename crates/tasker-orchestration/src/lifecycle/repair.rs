@@ -19,9 +19,8 @@ use tasker_types::ids::{StepUuid, TaskUuid};
 use tasker_types::state::{StepState, TaskEvent, TaskState};
 
 use super::advance::advance;
+use super::batch::Batch;
 use super::expand;
-use super::outgoing::Outgoing;
-use super::results::BatchReport;
 use crate::error::OrchestrationError;
 use crate::shared::Shared;
 
@@ -175,20 +174,9 @@ pub(crate) async fn act_on_step(
         .await?;
         task_row = TaskRow { state, ..task_row };
     }
-    let mut out = Outgoing::default();
-    let mut report = BatchReport::default();
-    advance(
-        shared,
-        &mut tx,
-        std::slice::from_ref(&task_row),
-        &graph,
-        Utc::now(),
-        &ctx,
-        &mut out,
-        &mut report,
-    )
-    .await?;
-    let staged = out.flush(shared.queue.as_ref(), &mut tx).await?;
+    let mut batch = Batch::new(shared, ctx);
+    advance(&mut batch, &mut tx, std::slice::from_ref(&task_row), &graph).await?;
+    let (staged, report) = batch.flush(&mut tx).await?;
     tx.commit().await?;
     shared.queue.commit_staged(staged).await?;
     metrics::counter!("tasker_operator_actions_total", "action" => action.as_str()).increment(1);

@@ -18,7 +18,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use serde_json::json;
 use tasker_db::task::{self, TaskRow};
 use tasker_db::workflow_step_change::{self, StepChange};
@@ -33,27 +32,10 @@ use tasker_types::state::StepState;
 use tasker_types::template::{FailureStrategy, StepType};
 
 use super::advance::{advance, batch_config_of};
+use super::batch::{Batch, BatchReport};
 use super::expand;
-use super::outgoing::{Outgoing, to_json};
 use crate::error::OrchestrationError;
 use crate::shared::Shared;
-
-/// What a batch did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct BatchReport {
-    /// Results accepted (step completed, retried or failed).
-    pub(crate) applied: usize,
-    /// Duplicate, stale or unreadable messages dropped.
-    pub(crate) ignored: usize,
-    /// Steps enqueued.
-    pub(crate) enqueued: usize,
-    /// Steps created by decision and batch outcomes.
-    pub(crate) created: usize,
-    /// Tasks that reached a terminal state.
-    pub(crate) finalized: usize,
-    /// When retries scheduled by this batch fall due.
-    pub(crate) retries_due: Vec<Duration>,
-}
 
 /// What [`take_and_process`] took, and what became of it.
 pub(crate) struct Taken {
@@ -93,9 +75,10 @@ pub(crate) async fn take_and_process(shared: &Shared, max: usize, on_full: impl 
         if messages.len() == max {
             on_full();
         }
-        let mut out = Outgoing::default();
-        let report = apply_batch(shared, &mut tx, &messages, &mut out).await?;
-        let staged = taking.and(out.flush(shared.queue.as_ref(), &mut tx).await?);
+        let mut batch = Batch::new(shared, shared.ctx());
+        apply_batch(&mut batch, &mut tx, &messages).await?;
+        let (flushed, report) = batch.flush(&mut tx).await?;
+        let staged = taking.and(flushed);
         tx.commit().await?;
         shared.queue.commit_staged(staged).await?;
         Ok(report)
@@ -111,25 +94,24 @@ pub(crate) async fn process_batch(
     messages: &[ReceivedMessage],
 ) -> Result<BatchReport, OrchestrationError> {
     let mut tx = shared.pool.begin().await?;
-    let mut out = Outgoing::default();
-    out.delete(&QueueName::step_results(), messages.iter().map(|m| m.id));
-    let report = apply_batch(shared, &mut tx, messages, &mut out).await?;
-    let staged = out.flush(shared.queue.as_ref(), &mut tx).await?;
+    let mut batch = Batch::new(shared, shared.ctx());
+    batch
+        .out
+        .delete(&QueueName::step_results(), messages.iter().map(|m| m.id));
+    apply_batch(&mut batch, &mut tx, messages).await?;
+    let (staged, report) = batch.flush(&mut tx).await?;
     tx.commit().await?;
     shared.queue.commit_staged(staged).await?;
     Ok(report)
 }
 
-/// The batch itself, in the caller's transaction; pointers go to `out`.
+/// The batch itself, in the caller's transaction; pointers go to `batch`.
 async fn apply_batch(
-    shared: &Shared,
+    batch: &mut Batch<'_>,
     tx: &mut sqlx::PgConnection,
     messages: &[ReceivedMessage],
-    out: &mut Outgoing,
-) -> Result<BatchReport, OrchestrationError> {
-    let ctx = shared.ctx();
-    let now = Utc::now();
-    let mut report = BatchReport::default();
+) -> Result<(), OrchestrationError> {
+    let now = batch.now;
 
     let mut parsed: Vec<OrchestrationMessage> = Vec::with_capacity(messages.len());
     for message in messages {
@@ -137,7 +119,7 @@ async fn apply_batch(
             Ok(p) => parsed.push(p),
             Err(err) => {
                 tracing::warn!(msg_id = message.id, error = %err, "dropping unreadable orchestration message");
-                report.ignored += 1;
+                batch.report.ignored += 1;
             }
         }
     }
@@ -167,7 +149,7 @@ async fn apply_batch(
             .get(&pointer.step_uuid)
             .filter(|_| live.contains_key(&pointer.task_uuid))
         else {
-            report.ignored += 1;
+            batch.report.ignored += 1;
             continue;
         };
         let current = node.attempts == pointer.attempt;
@@ -186,9 +168,9 @@ async fn apply_batch(
                 // The plan enqueues the step if it is due; if this message
                 // came early, send another for the remaining time.
                 if let Some(due) = node.next_retry_at.filter(|due| *due > now) {
-                    send_retry_due(&mut *out, &mut report, pointer, due, now)?;
+                    batch.retry_due(pointer, due)?;
                 }
-                report.applied += 1;
+                batch.report.applied += 1;
             }
             _ => {
                 tracing::debug!(
@@ -197,7 +179,7 @@ async fn apply_batch(
                     "ignoring duplicate or stale orchestration message"
                 );
                 metrics::counter!("tasker_step_results_total", "outcome" => "ignored").increment(1);
-                report.ignored += 1;
+                batch.report.ignored += 1;
             }
         }
     }
@@ -207,18 +189,9 @@ async fn apply_batch(
     failures.dedup();
 
     // Phase 3: expand outcomes, then apply results.
-    let successes = expand_outcomes(
-        shared,
-        &mut *tx,
-        &tasks,
-        &mut graph,
-        successes,
-        &ctx,
-        &mut report,
-    )
-    .await?;
+    let successes = expand_outcomes(batch, &mut *tx, &tasks, &mut graph, successes).await?;
     let completions: Vec<StepChange> = successes.iter().map(|s| StepChange::complete(*s)).collect();
-    for step in workflow_step_change::apply(&mut *tx, &completions, &ctx)
+    for step in workflow_step_change::apply(&mut *tx, &completions, &batch.ctx)
         .await?
         .into_iter()
         .map(|changed| changed.step)
@@ -226,7 +199,7 @@ async fn apply_batch(
         if let Some(node) = graph.get_mut(&step) {
             node.state = StepState::Complete;
         }
-        report.applied += 1;
+        batch.report.applied += 1;
         metrics::counter!("tasker_step_results_total", "outcome" => "complete").increment(1);
     }
     for step in failures {
@@ -236,40 +209,17 @@ async fn apply_batch(
         let Some(task_row) = live.get(&node.task_uuid) else {
             continue;
         };
-        if apply_failure(
-            shared,
-            &mut *tx,
-            node,
-            task_row.correlation_id,
-            &ctx,
-            now,
-            &mut *out,
-            &mut report,
-        )
-        .await?
-        {
-            report.applied += 1;
+        if apply_failure(batch, &mut *tx, node, task_row.correlation_id).await? {
+            batch.report.applied += 1;
             if node.state == StepState::Error {
-                cancel_unstarted_siblings(shared, &mut *tx, task_row, &mut graph, step, &ctx)
-                    .await?;
+                cancel_unstarted_siblings(batch, &mut *tx, task_row, &mut graph, step).await?;
             }
         }
     }
 
     // Phase 4: plan every task, then enqueue and move them all at once.
-    advance(
-        shared,
-        &mut *tx,
-        &tasks,
-        &graph,
-        now,
-        &ctx,
-        &mut *out,
-        &mut report,
-    )
-    .await?;
-
-    Ok(report)
+    advance(batch, &mut *tx, &tasks, &graph).await?;
+    Ok(())
 }
 
 /// Expands the outcomes of the decision and batchable steps among
@@ -277,14 +227,13 @@ async fn apply_batch(
 /// fails those whose outcome cannot be applied. Returns the successes to
 /// complete.
 async fn expand_outcomes(
-    shared: &Shared,
+    batch: &mut Batch<'_>,
     conn: &mut sqlx::PgConnection,
     tasks: &[TaskRow],
     graph: &mut HashMap<StepUuid, StepNode>,
     successes: Vec<StepUuid>,
-    ctx: &TransitionContext,
-    report: &mut BatchReport,
 ) -> Result<Vec<StepUuid>, OrchestrationError> {
+    let shared = batch.shared;
     let mut complete = Vec::with_capacity(successes.len());
     for step in successes {
         let Some(node) = graph.get(&step) else {
@@ -304,8 +253,8 @@ async fn expand_outcomes(
                 Ok(control) => Some(control),
                 Err(err) => {
                     let message = format!("the step's outcome does not parse: {err}");
-                    refuse(conn, graph, step, &message, ctx).await?;
-                    report.applied += 1;
+                    refuse(conn, graph, step, &message, &batch.ctx).await?;
+                    batch.report.applied += 1;
                     continue;
                 }
             },
@@ -320,17 +269,17 @@ async fn expand_outcomes(
             step,
             control.as_ref(),
             &limits,
-            ctx,
+            &batch.ctx,
         )
         .await?
         {
             Ok(created) => {
-                report.created += created;
+                batch.report.created += created;
                 complete.push(step);
             }
             Err(err) => {
-                refuse(conn, graph, step, &err.to_string(), ctx).await?;
-                report.applied += 1;
+                refuse(conn, graph, step, &err.to_string(), &batch.ctx).await?;
+                batch.report.applied += 1;
             }
         }
     }
@@ -365,14 +314,13 @@ async fn refuse(
 /// `fail_fast` (SPEC §4.7): a batch worker that failed for good cancels its
 /// siblings that have not started; those already running finish.
 async fn cancel_unstarted_siblings(
-    shared: &Shared,
+    batch: &Batch<'_>,
     conn: &mut sqlx::PgConnection,
     task_row: &TaskRow,
     graph: &mut HashMap<StepUuid, StepNode>,
     failed: StepUuid,
-    ctx: &TransitionContext,
 ) -> Result<(), OrchestrationError> {
-    let template = shared.template(task_row.named_task_uuid).await?;
+    let template = batch.shared.template(task_row.named_task_uuid).await?;
     let Some(node) = graph.get(&failed) else {
         return Ok(());
     };
@@ -397,7 +345,7 @@ async fn cancel_unstarted_siblings(
                 .with_metadata(json!({ "reason": "fail_fast", "failed_batch": node.name }))
         })
         .collect();
-    for changed in workflow_step_change::apply(conn, &cancels, ctx).await? {
+    for changed in workflow_step_change::apply(conn, &cancels, &batch.ctx).await? {
         if let Some(n) = graph.get_mut(&changed.step) {
             n.state = changed.state;
         }
@@ -407,17 +355,13 @@ async fn cancel_unstarted_siblings(
 
 /// Retries or fails a step whose attempt failed, per its own policy.
 /// Returns whether the step moved.
-#[allow(clippy::too_many_arguments)] // one call site; the pieces of the batch it updates
 async fn apply_failure(
-    shared: &Shared,
+    batch: &mut Batch<'_>,
     conn: &mut sqlx::PgConnection,
     node: &mut StepNode,
     correlation_id: tasker_types::ids::CorrelationId,
-    ctx: &TransitionContext,
-    now: DateTime<Utc>,
-    out: &mut Outgoing,
-    report: &mut BatchReport,
 ) -> Result<bool, OrchestrationError> {
+    let now = batch.now;
     // A failure recorded without an envelope is as unreadable as a broken
     // one: permanent, and said so.
     let failure = node
@@ -432,7 +376,7 @@ async fn apply_failure(
         failure.retryable,
         failure.retry_after_ms.map(Duration::from_millis),
     );
-    let jitter = shared.config.execution.backoff_jitter;
+    let jitter = batch.shared.config.execution.backoff_jitter;
     let decision = node.retry.decide(
         node.attempts,
         retryable,
@@ -444,9 +388,12 @@ async fn apply_failure(
     let written = match decision {
         RetryDecision::RetryAfter(delay) => {
             let due = now + chrono::TimeDelta::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
-            let written =
-                workflow_step_change::apply_one(conn, StepChange::schedule_retry(step, due), ctx)
-                    .await;
+            let written = workflow_step_change::apply_one(
+                conn,
+                StepChange::schedule_retry(step, due),
+                &batch.ctx,
+            )
+            .await;
             if written.is_ok() {
                 node.state = StepState::WaitingForRetry;
                 node.next_retry_at = Some(due);
@@ -456,7 +403,7 @@ async fn apply_failure(
                     attempt: node.attempts,
                     correlation_id,
                 };
-                send_retry_due(out, report, &pointer, due, now)?;
+                batch.retry_due(&pointer, due)?;
                 metrics::counter!("tasker_step_results_total", "outcome" => "retry").increment(1);
                 tracing::info!(task_uuid = %node.task_uuid, step_uuid = %step, attempt = node.attempts,
                     delay_ms = delay.as_millis() as u64, "step failed; retry scheduled");
@@ -464,7 +411,8 @@ async fn apply_failure(
             written
         }
         RetryDecision::GiveUp(reason) => {
-            let written = workflow_step_change::apply_one(conn, StepChange::fail(step), ctx).await;
+            let written =
+                workflow_step_change::apply_one(conn, StepChange::fail(step), &batch.ctx).await;
             if written.is_ok() {
                 node.state = StepState::Error;
                 metrics::counter!("tasker_step_results_total", "outcome" => "error").increment(1);
@@ -478,20 +426,4 @@ async fn apply_failure(
         Err(DbError::TransitionConflict { .. }) => Ok(false),
         Err(err) => Err(err.into()),
     }
-}
-
-/// Queues a delayed `retry_due` message and asks for this process's timer,
-/// so the retry fires on time here and survives a crash via the message.
-fn send_retry_due(
-    out: &mut Outgoing,
-    report: &mut BatchReport,
-    pointer: &StepAttempt,
-    due: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<(), OrchestrationError> {
-    let delay = (due - now).to_std().unwrap_or(Duration::ZERO);
-    let message = to_json(&OrchestrationMessage::RetryDue(*pointer))?;
-    out.send_later(&QueueName::step_results(), message, delay);
-    report.retries_due.push(delay);
-    Ok(())
 }

@@ -17,7 +17,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::lifecycle::results::{BatchReport, Taken, process_batch, take_and_process};
+use crate::lifecycle::batch::BatchReport;
+use crate::lifecycle::results::{Taken, process_batch, take_and_process};
 use crate::shared::Shared;
 
 /// How long a message that failed to apply stays hidden before another try.
