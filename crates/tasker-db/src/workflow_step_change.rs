@@ -451,50 +451,16 @@ fn bind<'q, O>(
         a.terminal.push(to.is_terminal());
         a.metadata.push(merged(&base, c.metadata.as_ref()));
         a.tid.push(Uuid::now_v7());
-        let (mut worker, mut lease, mut records, mut result, mut control) =
-            (None, None, false, None, None);
-        let (mut error, mut retry_at, mut inputs, mut extra) = (None, None, None, None);
-        match &c.effect {
-            Effect::None => {}
-            Effect::Claim {
-                worker: w,
-                lease: l,
-            } => {
-                worker = Some(w.clone());
-                lease = Some(l.as_secs_f64());
-            }
-            Effect::Result {
-                result: r,
-                flow_control,
-            } => {
-                records = true;
-                result = Some(r.clone());
-                control = flow_control
-                    .as_ref()
-                    .map(serde_json::to_value)
-                    .transpose()
-                    .map_err(|e| DbError::Corrupt(format!("flow control: {e}")))?;
-            }
-            Effect::Error(e) => error = Some(e.to_stored()),
-            Effect::RetryAt(due) => retry_at = Some(*due),
-            Effect::ManualResult(r) => result = Some(r.clone()),
-            Effect::Reset {
-                inputs: i,
-                extra_attempts,
-            } => {
-                inputs = i.clone();
-                extra = Some(convert::to_i32(*extra_attempts));
-            }
-        }
-        a.worker.push(worker);
-        a.lease_secs.push(lease);
-        a.records_result.push(records);
-        a.result.push(result);
-        a.control.push(control);
-        a.error.push(error);
-        a.retry_at.push(retry_at);
-        a.inputs.push(inputs);
-        a.extra_attempts.push(extra);
+        let e = EffectColumns::of(&c.effect)?;
+        a.worker.push(e.worker);
+        a.lease_secs.push(e.lease_secs);
+        a.records_result.push(e.records_result);
+        a.result.push(e.result);
+        a.control.push(e.control);
+        a.error.push(e.error);
+        a.retry_at.push(e.retry_at);
+        a.inputs.push(e.inputs);
+        a.extra_attempts.push(e.extra_attempts);
     }
     Ok(query
         .bind(a.step)
@@ -516,6 +482,67 @@ fn bind<'q, O>(
         .bind(a.metadata)
         .bind(a.tid)
         .bind(ctx.processor_id.clone()))
+}
+
+/// One change's effect as the statement's per-change columns; what the
+/// effect does not name stays NULL (or false).
+#[derive(Default)]
+struct EffectColumns {
+    worker: Option<String>,
+    lease_secs: Option<f64>,
+    records_result: bool,
+    result: Option<Value>,
+    control: Option<Value>,
+    error: Option<Value>,
+    retry_at: Option<DateTime<Utc>>,
+    inputs: Option<Value>,
+    extra_attempts: Option<i32>,
+}
+
+impl EffectColumns {
+    fn of(effect: &Effect) -> Result<Self, DbError> {
+        Ok(match effect {
+            Effect::None => Self::default(),
+            Effect::Claim { worker, lease } => Self {
+                worker: Some(worker.clone()),
+                lease_secs: Some(lease.as_secs_f64()),
+                ..Self::default()
+            },
+            Effect::Result {
+                result,
+                flow_control,
+            } => Self {
+                records_result: true,
+                result: Some(result.clone()),
+                control: flow_control
+                    .as_ref()
+                    .map(serde_json::to_value)
+                    .transpose()
+                    .map_err(|e| DbError::Corrupt(format!("flow control: {e}")))?,
+                ..Self::default()
+            },
+            Effect::Error(failure) => Self {
+                error: Some(failure.to_stored()),
+                ..Self::default()
+            },
+            Effect::RetryAt(due) => Self {
+                retry_at: Some(*due),
+                ..Self::default()
+            },
+            Effect::ManualResult(result) => Self {
+                result: Some(result.clone()),
+                ..Self::default()
+            },
+            Effect::Reset {
+                inputs,
+                extra_attempts,
+            } => Self {
+                inputs: inputs.clone(),
+                extra_attempts: Some(convert::to_i32(*extra_attempts)),
+                ..Self::default()
+            },
+        })
+    }
 }
 
 /// The context's metadata with a change's own keys over it.

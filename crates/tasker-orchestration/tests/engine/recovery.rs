@@ -71,21 +71,7 @@ async fn duplicated_messages_run_nothing_twice() {
         TaskState::Complete
     );
     // Duplicate result pointers after the fact change nothing either.
-    let result = serde_json::to_value(OrchestrationMessage::StepResult(StepAttempt {
-        task_uuid: task.task_uuid,
-        step_uuid: once.workflow_step_uuid,
-        attempt: 1,
-        correlation_id: task.correlation_id,
-    }))
-    .unwrap();
-    send_now(
-        stack.queue.as_ref(),
-        &QueueName::step_results(),
-        &[result.clone(), result],
-        Duration::ZERO,
-    )
-    .await
-    .unwrap();
+    send_results(&stack, &task, once.workflow_step_uuid, 2).await;
     eventually(LIMIT, "queues to drain", || async {
         stack
             .queue
@@ -123,6 +109,31 @@ async fn duplicated_messages_run_nothing_twice() {
     .await
     .unwrap();
     assert_eq!(finished, 1);
+}
+
+/// Sends `copies` result pointers for attempt 1 of `step`, as a worker's
+/// completion (or a duplicating broker) would.
+async fn send_results(
+    stack: &Stack,
+    task: &tasker_db::task::TaskRow,
+    step: tasker_types::ids::StepUuid,
+    copies: usize,
+) {
+    let result = serde_json::to_value(OrchestrationMessage::StepResult(StepAttempt {
+        task_uuid: task.task_uuid,
+        step_uuid: step,
+        attempt: 1,
+        correlation_id: task.correlation_id,
+    }))
+    .unwrap();
+    send_now(
+        stack.queue.as_ref(),
+        &QueueName::step_results(),
+        &vec![result; copies],
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
 }
 
 const SLOW: &str = r#"
@@ -337,21 +348,7 @@ async fn an_unreadable_failure_envelope_fails_its_step_for_good_instead_of_retry
     .execute(stack.pool())
     .await
     .unwrap();
-    let result = serde_json::to_value(OrchestrationMessage::StepResult(StepAttempt {
-        task_uuid: task.task_uuid,
-        step_uuid: once.workflow_step_uuid,
-        attempt: 1,
-        correlation_id: task.correlation_id,
-    }))
-    .unwrap();
-    send_now(
-        stack.queue.as_ref(),
-        &QueueName::step_results(),
-        &[result],
-        Duration::ZERO,
-    )
-    .await
-    .unwrap();
+    send_results(&stack, &task, once.workflow_step_uuid, 1).await;
     let _orchestrator = stack.start_orchestrator();
 
     assert_eq!(
