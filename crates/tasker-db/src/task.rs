@@ -5,8 +5,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use tasker_types::identity::{TemplateKey, identity_hash};
+use tasker_types::ids::StepUuid;
 use tasker_types::ids::{CorrelationId, TaskUuid, TemplateUuid};
 use tasker_types::state::{TaskEvent, TaskState};
+use tasker_types::template::TaskTemplate;
 
 use crate::convert;
 use crate::error::DbError;
@@ -59,6 +61,9 @@ pub struct TaskRow {
 /// A task to create.
 #[derive(Clone, Debug)]
 pub struct NewTask<'a> {
+    /// The id it will have (chosen by the caller, so that its pointers can
+    /// be decided before it is written).
+    pub task_uuid: TaskUuid,
     /// The template version to run.
     pub template: &'a RegisteredTemplate,
     /// Whose `environments` overrides apply (`TASKER_ENV`).
@@ -85,6 +90,7 @@ impl<'a> NewTask<'a> {
     /// A request with only the essentials set.
     pub fn new(template: &'a RegisteredTemplate, environment: &'a str, context: Value) -> Self {
         Self {
+            task_uuid: TaskUuid::new(),
             template,
             environment,
             context,
@@ -111,16 +117,57 @@ pub struct CreatedTask {
     pub edges: Vec<Edge>,
 }
 
-/// How a new task starts (decided by orchestration's planner): the task
-/// events it goes through from `pending`, and which of its initial steps —
-/// indexes into [`tasker_types::template::TaskTemplate::initial_steps`] — go
-/// to workers at once.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The steps and edges of a task that are not written yet: a new task's
+/// initial graph, or what an outcome adds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NewGraph {
+    /// The steps, parents before children.
+    pub steps: Vec<NewStep>,
+    /// Edges between them (and to steps already written).
+    pub edges: Vec<Edge>,
+}
+
+impl NewGraph {
+    /// The initial steps of `template` (already resolved for the
+    /// environment) and their edges — decision branches and batch workers
+    /// come later. The one place a new task's graph is derived.
+    ///
+    /// # Errors
+    /// [`DbError::Corrupt`] when the template's steps do not form a graph.
+    pub fn initial(template: &TaskTemplate) -> Result<Self, DbError> {
+        let definitions = template
+            .initial_steps()
+            .map_err(|e| DbError::Corrupt(format!("template graph: {e}")))?;
+        let steps: Vec<NewStep> = definitions
+            .iter()
+            .map(|d| NewStep::from_definition(d))
+            .collect();
+        let mut edges = Vec::new();
+        for (child, definition) in steps.iter().zip(&definitions) {
+            for dependency in &definition.dependencies {
+                if let Some(parent) = steps.iter().find(|s| &s.name == dependency) {
+                    edges.push(Edge {
+                        from: parent.uuid,
+                        to: child.uuid,
+                    });
+                }
+            }
+        }
+        Ok(Self { steps, edges })
+    }
+}
+
+/// How a new task starts (decided by orchestration): the task events it
+/// goes through from `pending`, its graph, and which of its steps go to
+/// workers at once.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TaskStart<'a> {
     /// Events from `pending`, e.g. `initialize`, `enqueue_ready_steps`, `await_steps`.
     pub events: &'a [TaskEvent],
-    /// Initial steps born `enqueued`.
-    pub enqueue: &'a [usize],
+    /// The steps and edges to write.
+    pub graph: &'a NewGraph,
+    /// Steps of `graph` born `enqueued`.
+    pub enqueue: &'a [StepUuid],
 }
 
 /// Creates a task with its initial steps, edges and first transitions, in the
@@ -135,12 +182,20 @@ pub async fn create(
     new: NewTask<'_>,
     ctx: &TransitionContext,
 ) -> Result<CreatedTask, DbError> {
-    create_started(conn, new, &TaskStart::default(), ctx).await
+    let template = new.template.template.for_environment(new.environment);
+    let graph = NewGraph::initial(&template)?;
+    let start = TaskStart {
+        events: &[],
+        graph: &graph,
+        enqueue: &[],
+    };
+    create_started(conn, new, &start, ctx).await
 }
 
-/// Like [`create`], but the task is written already moved along
+/// Like [`create`], but with the graph `start.graph` (see
+/// [`NewGraph::initial`]), the task written already moved along
 /// `start.events` (one transition row per event) and the steps of
-/// `start.enqueue` are born `enqueued` — four statements for the whole graph,
+/// `start.enqueue` born `enqueued` — four statements for the whole graph,
 /// instead of an update and a history row per event and per root. The
 /// caller sends the enqueued steps' pointers in the same transaction.
 ///
@@ -165,7 +220,7 @@ pub async fn create_started(
         &new.context,
         new.idempotency_key.as_deref(),
     )?;
-    let task_uuid = TaskUuid::new();
+    let task_uuid = new.task_uuid;
     let correlation_id = new.correlation_id.unwrap_or_default();
 
     // The history: `→ pending` (create), then one row per event.
@@ -250,32 +305,14 @@ pub async fn create_started(
     };
     let task = TaskRow::try_from(record)?;
 
-    let definitions = template
-        .initial_steps()
-        .map_err(|e| DbError::Corrupt(format!("template graph: {e}")))?;
-    let steps: Vec<NewStep> = definitions
+    let steps = &start.graph.steps;
+    let enqueued: Vec<bool> = steps
         .iter()
-        .map(|d| NewStep::from_definition(d))
+        .map(|s| start.enqueue.contains(&s.uuid))
         .collect();
-    let mut edges = Vec::new();
-    for (child, definition) in steps.iter().zip(&definitions) {
-        for dependency in &definition.dependencies {
-            if let Some(parent) = steps.iter().find(|s| &s.name == dependency) {
-                edges.push(Edge {
-                    from: parent.uuid,
-                    to: child.uuid,
-                });
-            }
-        }
-    }
-    let mut enqueued = vec![false; steps.len()];
-    for &i in start.enqueue {
-        if let Some(slot) = enqueued.get_mut(i) {
-            *slot = true;
-        }
-    }
     let steps =
-        workflow_step::insert_many_born(&mut *conn, task.task_uuid, &steps, &enqueued, ctx).await?;
+        workflow_step::insert_many_born(&mut *conn, task.task_uuid, steps, &enqueued, ctx).await?;
+    let edges = start.graph.edges.clone();
     workflow_step_edge::insert_many(&mut *conn, task.task_uuid, &edges).await?;
     Ok(CreatedTask { task, steps, edges })
 }
@@ -349,12 +386,8 @@ pub async fn transition_path(
     events: &[TaskEvent],
     ctx: &TransitionContext,
 ) -> Result<TaskState, DbError> {
-    let mut to = from;
-    for event in events {
-        to = to.next(*event)?;
-    }
     if events.is_empty() {
-        return Ok(to);
+        return Ok(from);
     }
     let path = [(task, from, events.to_vec())];
     transition_paths_many(conn, &path, ctx)

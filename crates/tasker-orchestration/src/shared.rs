@@ -16,6 +16,7 @@ use tasker_types::schema::CompiledSchema;
 use tasker_types::template::TaskTemplate;
 
 use crate::error::OrchestrationError;
+use crate::lifecycle::evaluate::Rules;
 use crate::loops::retry_timers::RetryTimers;
 
 /// Shared state of one orchestrator.
@@ -59,13 +60,16 @@ impl Shared {
         TransitionContext::by(self.processor_id.clone())
     }
 
-    /// What one decision or batch outcome may create.
-    pub(crate) fn expansion_limits(&self) -> ExpansionLimits {
+    /// The configured limits the engine's rules apply.
+    pub(crate) fn rules(&self) -> Rules {
         let limits = self.config.orchestration.expansion;
-        ExpansionLimits {
-            max_steps_per_decision: limits.max_steps_per_decision,
-            max_decision_depth: limits.max_decision_depth,
-            max_batches: limits.max_batches_per_step,
+        Rules {
+            expansion: ExpansionLimits {
+                max_steps_per_decision: limits.max_steps_per_decision,
+                max_decision_depth: limits.max_decision_depth,
+                max_batches: limits.max_batches_per_step,
+            },
+            jitter_spread: self.config.execution.backoff_jitter,
         }
     }
 
@@ -81,13 +85,23 @@ impl Shared {
         let registered = tasker_db::named_task::get_by_uuid(&self.pool, uuid)
             .await?
             .ok_or_else(|| OrchestrationError::Corrupt(format!("template {uuid} is missing")))?;
+        Ok(self.resolve(&registered))
+    }
+
+    /// `registered` resolved for this environment (cached as
+    /// [`Self::template`] is).
+    pub(crate) fn resolve(&self, registered: &RegisteredTemplate) -> Arc<TaskTemplate> {
+        let uuid = registered.named_task_uuid;
+        if let Some(cached) = lock(&self.templates).get(&uuid) {
+            return cached.clone();
+        }
         let resolved = Arc::new(
             registered
                 .template
                 .for_environment(&self.config.environment),
         );
         lock(&self.templates).insert(uuid, resolved.clone());
-        Ok(resolved)
+        resolved
     }
 
     /// Creates `queue` unless this process already knows it exists.

@@ -28,6 +28,8 @@ pub(crate) struct BatchReport {
     pub(crate) created: usize,
     /// Tasks that reached a terminal state.
     pub(crate) finalized: usize,
+    /// Steps cancelled with their task.
+    pub(crate) cancelled: usize,
     /// When retries scheduled by this batch fall due.
     pub(crate) retries_due: Vec<Duration>,
 }

@@ -3,17 +3,17 @@
 //! root steps already `enqueued` — and their pointer messages, all commit
 //! together or not at all.
 
-use std::collections::HashMap;
-
-use chrono::Utc;
 use tasker_db::named_task::{self, RegisteredTemplate};
-use tasker_db::task::{self, CreatedTask, NewTask, TaskStart};
+use tasker_db::task::{self, CreatedTask, NewGraph, NewTask, TaskStart};
 use tasker_types::api::TaskRequest;
-use tasker_types::messages::StepMessage;
-use tasker_types::state::{StepState, TaskState};
+use tasker_types::backoff::RandomJitter;
+use tasker_types::ids::StepUuid;
+use tasker_types::state::TaskState;
 
-use super::outgoing::{Outgoing, to_json};
-use super::plan::{StepView, plan};
+use super::batch::Batch;
+use super::evaluate::evaluate;
+use super::graph::{TaskFacts, TaskGraph};
+use super::write::queue_pointers;
 use crate::error::OrchestrationError;
 use crate::shared::Shared;
 
@@ -59,35 +59,13 @@ pub(crate) async fn create_task(
         shared.ensure_queue(queue).await?;
     }
 
-    // Plan before writing: a new task's steps are all pending, so the plan
-    // follows from the template alone, and the task and its ready roots can
-    // be written already started.
-    let initial = template
-        .template
-        .initial_steps()
-        .map_err(|e| OrchestrationError::Corrupt(format!("template graph: {e}")))?;
-    let position: HashMap<&str, usize> = initial
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.name.as_str(), i))
-        .collect();
-    let views: Vec<StepView> = initial
-        .iter()
-        .map(|s| StepView {
-            parents: s
-                .dependencies
-                .iter()
-                .filter_map(|d| position.get(d.as_str()).copied())
-                .collect(),
-            ..StepView::new(StepState::Pending, 0, s.retry)
-        })
-        .collect();
-    let planned = plan(TaskState::Pending, &views, Utc::now());
-
-    let ctx = shared.ctx();
-    let mut tx = shared.pool.begin().await?;
+    // Decide before writing: a new task's graph is all pending, so what
+    // starts at once follows from the template alone, and the task and its
+    // ready roots are written already started.
+    let resolved = shared.resolve(&template);
+    let new_graph = NewGraph::initial(&resolved)?;
     let new = NewTask {
-        correlation_id: request.correlation_id,
+        correlation_id: Some(request.correlation_id.unwrap_or_default()),
         idempotency_key: request.idempotency_key,
         priority: request.priority,
         tags: request.tags,
@@ -96,42 +74,47 @@ pub(crate) async fn create_task(
         reason: request.reason,
         ..NewTask::new(&template, &shared.config.environment, request.context)
     };
-    let start = TaskStart {
-        events: &planned.events,
-        enqueue: &planned.ready,
+    let facts = TaskFacts {
+        task_uuid: new.task_uuid,
+        state: TaskState::Pending,
+        correlation_id: new.correlation_id.unwrap_or_default(),
     };
-    let created = task::create_started(&mut tx, new, &start, &ctx).await?;
-    let task_uuid = created.task.task_uuid;
-    let correlation_id = created.task.correlation_id;
-    let mut out = Outgoing::default();
-    for &i in &planned.ready {
-        let Some(step) = created.steps.get(i) else {
-            continue;
-        };
-        let Some(definition) = initial.get(i) else {
-            continue;
-        };
-        let queue = template
-            .template
-            .queue_of(definition)
-            .map_err(|e| OrchestrationError::Corrupt(e.to_string()))?;
-        let pointer = StepMessage {
-            task_uuid,
-            step_uuid: step.workflow_step_uuid,
-            correlation_id,
-        };
-        out.send(&queue, to_json(&pointer)?);
-    }
-    let staged = out.flush(shared.queue.as_ref(), &mut tx).await?;
+    let mut batch = Batch::new(shared, shared.ctx());
+    let evaluation = evaluate(
+        TaskGraph::new_task(facts, new_graph),
+        &resolved,
+        &[],
+        batch.now,
+        &shared.rules(),
+        &mut RandomJitter::default(),
+    )?;
+    let (born, steps, _) = evaluation.graph.to_insert();
+    let enqueue: Vec<StepUuid> = steps
+        .iter()
+        .zip(&born)
+        .filter(|(_, born)| **born)
+        .map(|(s, _)| s.uuid)
+        .collect();
+    let start = TaskStart {
+        events: &evaluation.path,
+        graph: &evaluation.graph.unwritten,
+        enqueue: &enqueue,
+    };
+
+    let mut tx = shared.pool.begin().await?;
+    let created = task::create_started(&mut tx, new, &start, &batch.ctx).await?;
+    queue_pointers(&mut batch, &evaluation)?;
+    let (staged, _) = batch.flush(&mut tx).await?;
     tx.commit().await?;
     shared.queue.commit_staged(staged).await?;
-    let ready = &planned.ready;
+    let (task_uuid, correlation_id) = (created.task.task_uuid, created.task.correlation_id);
+    let enqueued = evaluation.sends.len();
     metrics::counter!("tasker_tasks_created_total", "namespace" => created.task.namespace.clone())
         .increment(1);
-    metrics::counter!("tasker_steps_enqueued_total").increment(ready.len() as u64);
+    metrics::counter!("tasker_steps_enqueued_total").increment(enqueued as u64);
     tracing::info!(
         %task_uuid, %correlation_id, namespace = %created.task.namespace, name = %created.task.name,
-        steps = created.steps.len(), enqueued = ready.len(), "task created"
+        steps = created.steps.len(), enqueued, "task created"
     );
     Ok(created)
 }
