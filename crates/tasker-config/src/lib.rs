@@ -33,6 +33,7 @@ mod interpolate;
 mod layers;
 mod messaging;
 mod orchestration;
+mod redrive;
 mod staleness;
 mod telemetry;
 mod web;
@@ -52,6 +53,7 @@ pub use grpc::GrpcConfig;
 pub use layers::KNOWN_ENVIRONMENTS;
 pub use messaging::{MessagingBackend, MessagingConfig};
 pub use orchestration::{ExpansionLimitsConfig, OrchestrationConfig};
+pub use redrive::RedriveConfig;
 pub use staleness::StalenessConfig;
 pub use telemetry::{LogFormat, TelemetryConfig};
 pub use web::WebConfig;
@@ -72,6 +74,8 @@ pub struct TaskerConfig {
     pub orchestration: OrchestrationConfig,
     /// `[staleness]`.
     pub staleness: StalenessConfig,
+    /// `[redrive]`.
+    pub redrive: RedriveConfig,
     /// `[worker]`.
     pub worker: WorkerConfig,
     /// `[web]`.
@@ -92,6 +96,7 @@ struct RawConfig {
     execution: execution::RawExecution,
     orchestration: orchestration::RawOrchestration,
     staleness: staleness::RawStaleness,
+    redrive: redrive::RawRedrive,
     worker: worker::RawWorker,
     web: web::RawWeb,
     grpc: grpc::RawGrpc,
@@ -223,6 +228,7 @@ impl ConfigLoader {
             execution: raw.execution.validate()?,
             orchestration: raw.orchestration.validate()?,
             staleness: raw.staleness.validate()?,
+            redrive: raw.redrive.validate()?,
             worker: raw.worker.validate((self.vars)("TASKER_TEMPLATE_PATH"))?,
             web: raw.web.validate()?,
             grpc: raw.grpc.validate()?,

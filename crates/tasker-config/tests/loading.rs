@@ -157,11 +157,15 @@ fn unknown_keys_wrong_types_and_ranges_name_the_key_path() {
         ),
         (
             "[tracing]\nenabled = true\n",
-            "tracing: unknown field `tracing`, expected one of `database`, `messaging`, `execution`, `orchestration`, `staleness`, `worker`, `web`, `grpc`, `auth`, `telemetry`",
+            "tracing: unknown field `tracing`, expected one of `database`, `messaging`, `execution`, `orchestration`, `staleness`, `redrive`, `worker`, `web`, `grpc`, `auth`, `telemetry`",
         ),
         (
             "[staleness]\nmax_waiting_for_retry_minutes = 600000\n",
             "staleness.max_waiting_for_retry_minutes: must be between 0 and 525600 (got 600000)",
+        ),
+        (
+            "[redrive]\nafter_ms = 10\n",
+            "redrive.after_ms: must be between 100 and 86400000 (got 10)",
         ),
         (
             "[orchestration]\nmax_decision_depth = 0\n",

@@ -31,6 +31,7 @@ pub mod dlq;
 pub mod execution_context;
 pub mod named_task;
 pub mod result_audit;
+pub mod step_redrive;
 pub mod task;
 pub mod task_staleness;
 pub mod task_transition;

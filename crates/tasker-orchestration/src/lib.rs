@@ -54,6 +54,7 @@ use tasker_types::messages::QueueName;
 use tokio_util::sync::CancellationToken;
 
 pub use error::OrchestrationError;
+pub use maintenance::redrive::RedriveReport;
 pub use maintenance::staleness::StalenessReport;
 
 use crate::shared::Shared;
@@ -202,6 +203,19 @@ impl Orchestrator {
         maintenance::staleness::sweep(&self.shared, now).await
     }
 
+    /// Runs one re-drive sweep as if the time were `now` (the background
+    /// sweep calls it with the clock; tests with a later instant). Does
+    /// nothing while another orchestrator is sweeping.
+    ///
+    /// # Errors
+    /// [`OrchestrationError`] on database or queue failure.
+    pub async fn redrive_lost_pointers(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<RedriveReport, OrchestrationError> {
+        maintenance::redrive::sweep(&self.shared, now).await
+    }
+
     /// Runs the result loop until `shutdown` is cancelled, then shuts down
     /// softly (finish batches in hand) within the configured timeout.
     ///
@@ -214,8 +228,13 @@ impl Orchestrator {
             self.shared.clone(),
             shutdown.clone(),
         ));
+        let redrive = tokio::spawn(maintenance::redrive::run(
+            self.shared.clone(),
+            shutdown.clone(),
+        ));
         loops::results::run(self.shared.clone(), shutdown).await;
         let _ = staleness.await;
+        let _ = redrive.await;
         tracing::info!(processor_id = %self.shared.processor_id, "orchestration stopped");
         Ok(())
     }

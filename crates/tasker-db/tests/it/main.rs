@@ -8,6 +8,7 @@ mod analytics;
 mod dev_cluster;
 mod fencing;
 mod migrations;
+mod redrive;
 mod step_change;
 mod support;
 mod task_creation;

@@ -40,18 +40,8 @@ pub struct StalenessReport {
 
 /// Sweeps every `check_interval` until `shutdown`.
 pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let Some(interval) = shared.config.staleness.check_interval else {
-        return;
-    };
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The first tick fires at once; skip it so start-up stays quiet.
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    let interval = shared.config.staleness.check_interval;
+    super::every(interval, shutdown, || async {
         match sweep(&shared, Utc::now()).await {
             Ok(report) if !report.failed.is_empty() => {
                 tracing::warn!(stale = report.failed.len(), "stale tasks sent to the DLQ");
@@ -59,7 +49,8 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "staleness sweep failed"),
         }
-    }
+    })
+    .await;
 }
 
 fn thresholds(shared: &Shared) -> StaleThresholds {
@@ -80,11 +71,7 @@ pub(crate) async fn sweep(
     let mut report = StalenessReport::default();
     // Held until this transaction ends, i.e. for the whole sweep.
     let mut leader = shared.pool.begin().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(SWEEP_LOCK_KEY)
-        .fetch_one(&mut *leader)
-        .await?;
-    if !locked {
+    if !super::lead(&mut leader, SWEEP_LOCK_KEY).await? {
         return Ok(report);
     }
     report.leader = true;

@@ -7,10 +7,13 @@
 //! | `tasker_tasks_created_total` | counter | `namespace` |
 //! | `tasker_tasks_finished_total` | counter | `namespace`, `state` |
 //! | `tasker_task_duration_seconds` | histogram | `namespace`, `state` |
-//! | `tasker_step_results_total` | counter | `outcome` (`complete`, `retry`, `error`, `ignored`) |
+//! | `tasker_step_results_total` | counter | `outcome` (`complete`, `retry`, `error`, `refused`, `ignored`) |
 //! | `tasker_orchestration_batch_size` | histogram | — |
 //! | `tasker_orchestration_batch_duration_seconds` | histogram | — |
 //! | `tasker_steps_enqueued_total` | counter | — |
+//! | `tasker_redriven_steps_total` | counter | `kind` (`dispatch`, `lease_expired`, `result`, `retry`) |
+//! | `tasker_stale_tasks_total` | counter | `reason` |
+//! | `tasker_operator_actions_total` | counter | `action` |
 //!
 //! Every value is recorded where the event happens; nothing is counted with
 //! a table scan at scrape time.

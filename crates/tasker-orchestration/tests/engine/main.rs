@@ -9,6 +9,7 @@ mod cancel;
 mod decisions;
 mod foreign;
 mod recovery;
+mod redrive;
 mod repair;
 mod retries;
 mod routing;

@@ -14,36 +14,14 @@ use tasker_types::messages::{OrchestrationMessage, QueueName, StepAttempt, StepM
 use tasker_types::state::{StepState, TaskState};
 use tasker_worker::{HandlerRegistry, Success};
 
-use crate::support::{Stack, eventually, examples};
+use crate::support::{Stack, counted_template, counting, eventually, examples};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-const COUNTED: &str = r#"
-name: counted
-namespace_name: recovery_tests
-version: 1.0.0
-identity_strategy: always_unique
-steps:
-  - { name: once, handler: { callable: "tests::count" } }
-  - { name: then, handler: { callable: "tests::count" }, dependencies: [once] }
-"#;
-
-fn counting(calls: Arc<AtomicUsize>) -> HandlerRegistry {
-    let mut registry = examples();
-    registry.register_fn("tests::count", move |_ctx| {
-        let calls = calls.clone();
-        async move {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Ok(Success::new(json!({"ok": true})))
-        }
-    });
-    registry
-}
 
 #[tokio::test]
 async fn duplicated_messages_run_nothing_twice() {
     let stack = Stack::new().await;
-    stack.register(COUNTED).await;
+    stack.register(&counted_template("recovery_tests")).await;
     let orchestrator = stack.start_orchestrator();
     // Create the task while no worker runs, then duplicate the root's pointer.
     let task = stack.create("recovery_tests", "counted", json!({})).await;
@@ -202,7 +180,7 @@ async fn an_orchestrator_killed_mid_batch_gives_its_results_back_at_once() {
     // Were the taken results merely hidden, a successor would wait this long.
     config.orchestration.result_visibility_timeout = Duration::from_secs(120);
     let stack = Stack::with_config(config).await;
-    stack.register(COUNTED).await;
+    stack.register(&counted_template("recovery_tests")).await;
     let calls = Arc::new(AtomicUsize::new(0));
     let _worker = stack.start_worker(counting(calls.clone()));
     let task = stack.create("recovery_tests", "counted", json!({})).await;
@@ -333,7 +311,7 @@ async fn a_superseded_attempts_late_result_is_rejected() {
 #[tokio::test]
 async fn an_unreadable_failure_envelope_fails_its_step_for_good_instead_of_retrying() {
     let stack = Stack::new().await;
-    stack.register(COUNTED).await;
+    stack.register(&counted_template("recovery_tests")).await;
     let task = stack.create("recovery_tests", "counted", json!({})).await;
     let once = stack.step(task.task_uuid, "once").await;
     // An attempt's failure whose envelope is not a failure (corruption, or a

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -270,4 +271,33 @@ where
 /// The built-in and example handlers.
 pub(crate) fn examples() -> HandlerRegistry {
     tasker_rust_worker::registry()
+}
+
+/// A two-step linear template in `namespace` whose handlers are
+/// `tests::count` (see [`counting`]).
+pub(crate) fn counted_template(namespace: &str) -> String {
+    format!(
+        r#"
+name: counted
+namespace_name: {namespace}
+version: 1.0.0
+identity_strategy: always_unique
+steps:
+  - {{ name: once, handler: {{ callable: "tests::count" }} }}
+  - {{ name: then, handler: {{ callable: "tests::count" }}, dependencies: [once] }}
+"#
+    )
+}
+
+/// The examples plus `tests::count`, which counts its runs in `calls`.
+pub(crate) fn counting(calls: Arc<AtomicUsize>) -> HandlerRegistry {
+    let mut registry = examples();
+    registry.register_fn("tests::count", move |_ctx| {
+        let calls = calls.clone();
+        async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Ok(tasker_worker::Success::new(serde_json::json!({"ok": true})))
+        }
+    });
+    registry
 }
