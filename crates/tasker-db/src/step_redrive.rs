@@ -1,7 +1,8 @@
 //! Steps whose pointer message may be lost (SPEC §6, ADR 001): `enqueued`,
-//! or awaiting orchestration, for longer than a threshold; `in_progress`
-//! with a lease that ran out that long ago; `waiting_for_retry` that long
-//! past due. [`mark_due`] picks them and stamps `redriven_at`, so a step is
+//! or awaiting orchestration, for longer than a threshold; `waiting_for_retry`
+//! that long past due; and `in_progress` with a lease that ran out at all —
+//! a worker acknowledges its message at claim time, so a dead worker's step
+//! has no message left, and its expired lease is the signal. [`mark_due`] picks them and stamps `redriven_at`, so a step is
 //! re-driven at most once per threshold; the caller re-sends its pointer in
 //! the same transaction. Re-sending is safe because every consumer is
 //! idempotent: a duplicate claim fails its fence, a duplicate result finds
@@ -73,7 +74,8 @@ pub struct DueStep {
 }
 
 /// Picks at most `limit` steps that have waited longer than `after` at
-/// instant `now` (and were not re-driven within `after`), stamps them
+/// instant `now`, or whose lease ran out before `now` (and that were not
+/// re-driven within `after`), stamps them
 /// re-driven at `now`, and returns them, in the caller's transaction. A
 /// step that moved since it was picked is left out. Indexed: each state's
 /// candidates come from a partial index in age order.
@@ -97,7 +99,7 @@ pub async fn mark_due(
                UNION ALL
                (SELECT workflow_step_uuid, state FROM tasker.workflow_steps
                 WHERE state = 'in_progress'
-                  AND lease_expires_at < $1 AND (redriven_at IS NULL OR redriven_at < $1)
+                  AND lease_expires_at < $3 AND (redriven_at IS NULL OR redriven_at < $1)
                 ORDER BY lease_expires_at LIMIT $2)
                UNION ALL
                (SELECT workflow_step_uuid, state FROM tasker.workflow_steps

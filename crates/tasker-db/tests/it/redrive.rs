@@ -1,5 +1,6 @@
 //! `step_redrive::mark_due`: which steps count as waiting for a lost
-//! pointer, and that each is re-driven at most once per threshold.
+//! pointer — an expired lease at once, the others after the threshold —
+//! and that each is re-driven at most once per threshold.
 
 use std::time::Duration;
 
@@ -49,12 +50,14 @@ async fn steps_waiting_past_the_threshold_are_picked_once_per_threshold_with_the
 
     let after = TimeDelta::seconds(60);
     let now = Utc::now();
-    assert!(
-        step_redrive::mark_due(&mut conn, now, after, 100)
-            .await
-            .unwrap()
-            .is_empty(),
-        "nothing has waited a minute yet"
+    let at_once = step_redrive::mark_due(&mut conn, now, after, 100)
+        .await
+        .unwrap();
+    let at_once: Vec<_> = at_once.iter().map(|d| (d.step_uuid, d.kind)).collect();
+    assert_eq!(
+        at_once,
+        [(left, RedriveKind::LeaseExpired)],
+        "an expired lease at once (its message went at claim time); the rest wait a minute"
     );
 
     let later = now + TimeDelta::seconds(61);

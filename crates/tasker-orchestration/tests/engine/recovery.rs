@@ -1,5 +1,6 @@
 //! Duplicated messages run nothing twice; a worker that dies mid-step has the
-//! step re-claimed after its lease expires; an orchestrator that dies
+//! step re-claimed after its lease expires (re-driven: its message went
+//! with the claim); an orchestrator that dies
 //! mid-batch gives its results back at once; a superseded attempt's late
 //! result is rejected.
 
@@ -160,6 +161,10 @@ async fn a_worker_killed_mid_step_has_the_step_reclaimed_after_its_lease_expires
     })
     .await;
     let claimed_by = stack.step(task.task_uuid, "long").await.claimed_by;
+    // The message went with the claim: only the lease, and the re-drive
+    // sweep that watches it, can bring the step back.
+    let worker_queue = QueueName::worker("recovery_tests").unwrap();
+    assert_eq!(stack.queue.depth(&worker_queue).await.unwrap().total, 0);
     doomed.kill();
 
     let finished = Arc::new(AtomicUsize::new(0));

@@ -1,9 +1,15 @@
-//! Claims a batch of steps in one transaction: read messages under the
-//! lease, claim every step still `enqueued` with one compare-and-set
-//! statement, settle the messages that need no run (duplicates, finished or
-//! cancelled steps), re-claim steps whose worker died, and load every
-//! claimed step's context — then commit, so the handlers run on claims that
-//! are durable.
+//! Claims a batch of steps in one transaction: take the messages (they are
+//! gone when the claim commits, and back at once if it rolls back), claim
+//! every step still `enqueued` with one compare-and-set statement, re-claim
+//! steps whose worker died, fail those whose worker died on the last
+//! attempt, and load every claimed step's context — then commit, so the
+//! handlers run on claims that are durable.
+//!
+//! The message is acknowledged at claim time because the database lease is
+//! the real lease: if this worker dies mid-step, its lease runs out and the
+//! re-drive sweep sends the step's pointer again (ADR 010). Messages that
+//! need no run (duplicates, finished, cancelled or live-leased steps) are
+//! simply consumed.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -13,7 +19,7 @@ use tasker_db::DbError;
 use tasker_db::execution_context::{self, ExecutionContext};
 use tasker_db::workflow_step::{self, StepRow};
 use tasker_db::workflow_step_change::{self, StepChange};
-use tasker_messaging::{MessageId, QueueTx};
+use tasker_messaging::QueueTx;
 use tasker_types::ids::StepUuid;
 use tasker_types::messages::{OrchestrationMessage, QueueName, StepAttempt, StepMessage};
 use tasker_types::state::StepState;
@@ -24,8 +30,6 @@ use crate::error::WorkerError;
 /// A step this worker now holds, ready to run.
 #[derive(Debug)]
 pub(crate) struct Claimed {
-    pub(crate) queue: QueueName,
-    pub(crate) msg_id: MessageId,
     pub(crate) attempt: u32,
     pub(crate) context: ExecutionContext,
 }
@@ -39,34 +43,29 @@ pub(crate) async fn claim_batch(
     let ctx = shared.ctx();
     let lease = shared.config.worker.lease;
     let mut tx = shared.pool.begin().await?;
-    let messages = {
+    let (messages, taking) = {
         let mut unit = QueueTx::join(&mut tx);
-        let read = shared
+        let taken = shared
             .queue
-            .read_many_in(&mut unit, queue, max, lease)
+            .take_many_in(&mut unit, queue, max, lease)
             .await?;
-        drop(unit.into_staged());
-        read
+        (taken, unit.into_staged())
     };
     if messages.is_empty() {
         tx.commit().await?;
+        shared.queue.commit_staged(taking).await?;
         return Ok(Vec::new());
     }
 
-    let mut delete: Vec<MessageId> = Vec::new();
-    let mut first_message: HashMap<StepUuid, (MessageId, StepMessage)> = HashMap::new();
+    // Two messages for one step in one batch: one is enough.
+    let mut first_message: HashMap<StepUuid, StepMessage> = HashMap::new();
     for message in &messages {
         match serde_json::from_value::<StepMessage>(message.payload.clone()) {
-            Ok(pointer) => match first_message.entry(pointer.step_uuid) {
-                // Two messages for one step in one batch: one is enough.
-                std::collections::hash_map::Entry::Occupied(_) => delete.push(message.id),
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert((message.id, pointer));
-                }
-            },
+            Ok(pointer) => {
+                first_message.entry(pointer.step_uuid).or_insert(pointer);
+            }
             Err(err) => {
                 tracing::warn!(msg_id = message.id, error = %err, "dropping unreadable step message");
-                delete.push(message.id);
             }
         }
     }
@@ -79,27 +78,20 @@ pub(crate) async fn claim_batch(
     let claimed_now: HashSet<StepUuid> = claimed.iter().map(|s| s.workflow_step_uuid).collect();
 
     let mut results: Vec<StepAttempt> = Vec::new();
-    for (step, (msg_id, pointer)) in &first_message {
+    for (step, pointer) in &first_message {
         if claimed_now.contains(step) {
             continue;
         }
         match settle(shared, &mut tx, *step, pointer).await? {
             Leftover::Run(row) => claimed.push(*row),
-            Leftover::Delete => delete.push(*msg_id),
-            Leftover::Failed(attempt) => {
-                results.push(attempt);
-                delete.push(*msg_id);
-            }
-            Leftover::Leave => {}
+            Leftover::Failed(attempt) => results.push(attempt),
+            Leftover::Nothing => {}
         }
     }
 
     let contexts = execution_context::load_many(&mut tx, claimed).await?;
     {
         let mut unit = QueueTx::join(&mut tx);
-        if !delete.is_empty() {
-            shared.queue.delete_many(&mut unit, queue, &delete).await?;
-        }
         if !results.is_empty() {
             let pointers = results
                 .into_iter()
@@ -118,32 +110,27 @@ pub(crate) async fn claim_batch(
         }
         let staged = unit.into_staged();
         tx.commit().await?;
-        shared.queue.commit_staged(staged).await?;
+        shared.queue.commit_staged(taking.and(staged)).await?;
     }
     Ok(contexts
         .into_iter()
-        .filter_map(|context| {
-            let (msg_id, _) = first_message.get(&context.step.workflow_step_uuid)?;
-            Some(Claimed {
-                queue: queue.clone(),
-                msg_id: *msg_id,
-                attempt: context.step.attempts,
-                context,
-            })
+        .map(|context| Claimed {
+            attempt: context.step.attempts,
+            context,
         })
         .collect())
 }
 
-/// What to do with a message whose step was not claimable.
+/// What became of a message whose step was not claimable.
 enum Leftover {
     /// Re-claimed (its worker died): run it.
     Run(Box<StepRow>),
-    /// Nothing to run: delete the message.
-    Delete,
     /// Its worker died on the last attempt: recorded as a failure.
     Failed(StepAttempt),
-    /// Another worker holds a live lease: leave the message to reappear.
-    Leave,
+    /// Nothing to run: the step finished, was cancelled, or another worker
+    /// holds a live lease on it (if that worker dies, re-drive sends the
+    /// step again when its lease runs out).
+    Nothing,
 }
 
 async fn settle(
@@ -154,7 +141,7 @@ async fn settle(
 ) -> Result<Leftover, WorkerError> {
     let ctx = shared.ctx();
     let Some(row) = workflow_step::get(&mut *conn, step).await? else {
-        return Ok(Leftover::Delete);
+        return Ok(Leftover::Nothing);
     };
     let expired = row.lease_expires_at.is_some_and(|at| at < Utc::now());
     match row.state {
@@ -166,7 +153,7 @@ async fn settle(
                 workflow_step_change::apply_returning_rows(conn, &[reclaim], &ctx).await?;
             Ok(rows
                 .pop()
-                .map_or(Leftover::Leave, |r| Leftover::Run(Box::new(r))))
+                .map_or(Leftover::Nothing, |r| Leftover::Run(Box::new(r))))
         }
         StepState::InProgress if expired => {
             let expiry = StepChange::lease_expired_on_last_attempt(
@@ -181,11 +168,10 @@ async fn settle(
                     attempt: row.attempts,
                     correlation_id: pointer.correlation_id,
                 })),
-                Err(DbError::TransitionConflict { .. }) => Ok(Leftover::Leave),
+                Err(DbError::TransitionConflict { .. }) => Ok(Leftover::Nothing),
                 Err(err) => Err(err.into()),
             }
         }
-        StepState::InProgress | StepState::Enqueued => Ok(Leftover::Leave),
-        _ => Ok(Leftover::Delete),
+        _ => Ok(Leftover::Nothing),
     }
 }

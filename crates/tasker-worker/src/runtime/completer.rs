@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use tasker_db::DbError;
 use tasker_db::result_audit::{self, AuditEntry, AuditOutcome};
@@ -148,13 +148,6 @@ async fn write(shared: &WorkerShared, batch: &[Completion]) -> Result<(), Worker
                 Duration::ZERO,
             )
             .await?;
-    }
-    let mut by_queue: BTreeMap<&QueueName, Vec<i64>> = BTreeMap::new();
-    for c in batch {
-        by_queue.entry(&c.queue).or_default().push(c.msg_id);
-    }
-    for (queue, ids) in by_queue {
-        shared.queue.delete_many(&mut unit, queue, &ids).await?;
     }
     let staged = unit.into_staged();
     tx.commit().await?;

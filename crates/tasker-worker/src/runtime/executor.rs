@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tasker_db::execution_context::ExecutionContext;
 use tasker_types::ids::{CorrelationId, StepUuid, TaskUuid};
-use tasker_types::messages::QueueName;
 use tasker_types::outcome::{StepOutcome, error_types};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinHandle;
@@ -28,8 +27,6 @@ pub(crate) struct Completion {
     pub(crate) task: TaskUuid,
     pub(crate) correlation_id: CorrelationId,
     pub(crate) attempt: u32,
-    pub(crate) queue: QueueName,
-    pub(crate) msg_id: i64,
     pub(crate) outcome: StepOutcome,
     pub(crate) started_at: DateTime<Utc>,
     pub(crate) finished_at: DateTime<Utc>,
@@ -57,8 +54,6 @@ pub(crate) async fn execute(
             InFlightEntry {
                 task: claimed.context.task_uuid,
                 attempt: claimed.attempt,
-                queue: claimed.queue.clone(),
-                msg_id: claimed.msg_id,
                 token: token.clone(),
             },
         );
@@ -79,8 +74,6 @@ pub(crate) async fn execute(
                     task: claimed.context.task_uuid,
                     correlation_id: claimed.context.correlation_id,
                     attempt: claimed.attempt,
-                    queue: claimed.queue,
-                    msg_id: claimed.msg_id,
                     outcome,
                     started_at,
                     finished_at: Utc::now(),

@@ -1,13 +1,12 @@
 //! Keeps the leases of running steps alive: every renew interval, extend
-//! each step's `lease_expires_at` (fenced by attempt) and its message's
-//! invisibility. A renewal that finds the attempt superseded (re-claimed,
+//! each step's `lease_expires_at` (fenced by attempt). The message was
+//! acknowledged at claim time: the lease is the only thing that says the
+//! step is held. A renewal that finds the attempt superseded (re-claimed,
 //! or the task cancelled) cancels that attempt's handler.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tasker_db::{DbError, workflow_step};
-use tasker_types::messages::QueueName;
 use tokio_util::sync::CancellationToken;
 
 use super::shared::WorkerShared;
@@ -28,24 +27,15 @@ pub(crate) async fn run(shared: Arc<WorkerShared>, stop: CancellationToken) {
 
 async fn renew(shared: &WorkerShared) {
     let lease = shared.config.worker.lease;
-    let mut messages: BTreeMap<QueueName, Vec<i64>> = BTreeMap::new();
     for (step, entry) in shared.in_flight.snapshot() {
         match workflow_step::renew_lease(&shared.pool, step, entry.attempt, lease).await {
-            Ok(_) => messages
-                .entry(entry.queue.clone())
-                .or_default()
-                .push(entry.msg_id),
+            Ok(_) => {}
             Err(DbError::TransitionConflict { .. }) => {
                 tracing::warn!(step_uuid = %step, attempt = entry.attempt,
                     "lease lost (step re-claimed, finished or cancelled); stopping its handler");
                 entry.token.cancel();
             }
             Err(err) => tracing::warn!(step_uuid = %step, error = %err, "lease renewal failed"),
-        }
-    }
-    for (queue, ids) in messages {
-        if let Err(err) = shared.queue.extend_visibility(&queue, &ids, lease).await {
-            tracing::warn!(%queue, error = %err, "extending message visibility failed");
         }
     }
 }

@@ -6,9 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use sqlx::PgPool;
 use tasker_config::TaskerConfig;
 use tasker_db::TransitionContext;
-use tasker_messaging::{MessageId, MessageQueue};
+use tasker_messaging::MessageQueue;
 use tasker_types::ids::{StepUuid, TaskUuid, TemplateUuid};
-use tasker_types::messages::QueueName;
 use tasker_types::schema::CompiledSchema;
 use tasker_types::template::{StepDefinition, TaskTemplate};
 use tokio::sync::{Notify, Semaphore};
@@ -26,8 +25,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct InFlightEntry {
     pub(crate) task: TaskUuid,
     pub(crate) attempt: u32,
-    pub(crate) queue: QueueName,
-    pub(crate) msg_id: MessageId,
     /// Cancelled when the task is cancelled or the lease is lost.
     pub(crate) token: CancellationToken,
 }
