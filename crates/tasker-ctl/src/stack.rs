@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -12,7 +11,6 @@ use sqlx::Connection;
 use tasker_client::Client;
 use tasker_config::TaskerConfig;
 use tasker_db::dev_cluster::DevCluster;
-use tasker_messaging::{MessageQueue, PgmqQueue};
 use tasker_orchestration::Orchestrator;
 use tasker_orchestration::server::Server;
 use tasker_worker::Worker;
@@ -76,7 +74,9 @@ impl Stack {
         tasker_db::migrate(&pool)
             .await
             .context("migrating the database")?;
-        let queue: Arc<dyn MessageQueue> = Arc::new(PgmqQueue::new(pool.clone()));
+        // The configured provider, one value shared by the orchestrator and
+        // the worker (so even `in_memory` works within this process).
+        let queue = tasker_messaging::connect(&config.messaging, &pool);
         let examples: Vec<(String, String)> = tasker_rust_worker::examples::TEMPLATES
             .iter()
             .map(|(name, text)| (format!("examples/{name}"), (*text).to_owned()))

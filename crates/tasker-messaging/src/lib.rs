@@ -7,6 +7,7 @@
 //! - [`PgmqQueue`]: PGMQ in the same PostgreSQL database; sends join the
 //!   caller's transaction and notify subscribers in it.
 //! - [`InMemoryQueue`]: in-process, for single-process tests.
+//! - [`connect`]: the one place that picks a provider from configuration.
 //! - `conformance` (feature `testing`): the suite both pass.
 //!
 //! ```no_run
@@ -29,6 +30,7 @@
 //! # Ok(()) }
 //! ```
 
+mod connect;
 mod error;
 mod in_memory;
 mod pgmq;
@@ -37,6 +39,7 @@ mod queue;
 #[cfg(feature = "testing")]
 pub mod conformance;
 
+pub use connect::connect;
 pub use error::MessagingError;
 pub use in_memory::InMemoryQueue;
 pub use pgmq::{PgmqQueue, channel_for};

@@ -45,9 +45,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use tasker_config::{MessagingBackend, TaskerConfig};
+use tasker_config::TaskerConfig;
 use tasker_db::task::{CreatedTask, TaskRow};
-use tasker_messaging::{InMemoryQueue, MessageQueue, PgmqQueue};
+use tasker_messaging::MessageQueue;
 use tasker_types::api::{StepActionRequest, TaskRequest};
 use tasker_types::ids::{StepUuid, TaskUuid};
 use tasker_types::messages::QueueName;
@@ -58,10 +58,6 @@ pub use maintenance::redrive::RedriveReport;
 pub use maintenance::staleness::StalenessReport;
 
 use crate::shared::Shared;
-
-/// Capacity of the in-memory provider's wake-up channel when it is chosen by
-/// configuration (single-process development only).
-const IN_MEMORY_WAKE_CAPACITY: usize = 1024;
 
 /// A handle on one orchestrator. Cheap to clone; clones share everything.
 #[derive(Clone)]
@@ -84,10 +80,7 @@ impl Orchestrator {
     /// [`OrchestrationError`] when PostgreSQL is unreachable.
     pub async fn connect(config: TaskerConfig) -> Result<Self, OrchestrationError> {
         let pool = tasker_db::connect(&config.database, "tasker-orchestration").await?;
-        let queue: Arc<dyn MessageQueue> = match config.messaging.backend {
-            MessagingBackend::Pgmq => Arc::new(PgmqQueue::new(pool.clone())),
-            MessagingBackend::InMemory => Arc::new(InMemoryQueue::new(IN_MEMORY_WAKE_CAPACITY)),
-        };
+        let queue = tasker_messaging::connect(&config.messaging, &pool);
         Ok(Self::new(pool, queue, config))
     }
 

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tasker_config::{MessagingBackend, TaskerConfig};
-use tasker_messaging::{InMemoryQueue, MessageQueue, PgmqQueue};
+use tasker_config::TaskerConfig;
+use tasker_messaging::MessageQueue;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -53,10 +53,7 @@ impl Worker {
         registry: HandlerRegistry,
     ) -> Result<Self, WorkerError> {
         let pool = tasker_db::connect(&config.database, "tasker-worker").await?;
-        let queue: Arc<dyn MessageQueue> = match config.messaging.backend {
-            MessagingBackend::Pgmq => Arc::new(PgmqQueue::new(pool.clone())),
-            MessagingBackend::InMemory => Arc::new(InMemoryQueue::new(1024)),
-        };
+        let queue = tasker_messaging::connect(&config.messaging, &pool);
         Ok(Self::new(pool, queue, config, registry))
     }
 
