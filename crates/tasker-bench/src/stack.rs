@@ -146,6 +146,9 @@ impl Bench {
                 .env("DATABASE_URL", &url)
                 .env("TASKER_ENV", "production")
                 .env("TASKER_WEB_BIND_ADDRESS", format!("127.0.0.1:{port}"))
+                // Nothing here speaks gRPC: take any free port, so that a
+                // bench never collides with another one or a running `dev`.
+                .env("TASKER_GRPC_BIND_ADDRESS", "127.0.0.1:0")
                 .env("TASKER_LOG_FORMAT", "json")
                 .env("RUST_LOG", "warn")
                 .stdout(log.try_clone()?)
