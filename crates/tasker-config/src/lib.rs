@@ -51,7 +51,7 @@ pub use event_system::{DeploymentMode, EventSystemConfig};
 pub use execution::ExecutionConfig;
 pub use grpc::GrpcConfig;
 pub use layers::KNOWN_ENVIRONMENTS;
-pub use messaging::{MessagingBackend, MessagingConfig};
+pub use messaging::{MessagingBackend, MessagingConfig, RabbitConfig};
 pub use orchestration::{ExpansionLimitsConfig, OrchestrationConfig};
 pub use redrive::RedriveConfig;
 pub use staleness::StalenessConfig;

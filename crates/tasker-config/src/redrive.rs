@@ -15,6 +15,7 @@ pub(crate) struct RawRedrive {
     check_interval_ms: u64,
     after_ms: u64,
     batch_size: usize,
+    outbox_after_ms: u64,
 }
 
 /// When a step's pointer counts as lost and is sent again.
@@ -26,8 +27,11 @@ pub struct RedriveConfig {
     /// orchestration, past its lease or its retry's due time — before its
     /// pointer is re-sent; and the least time between two re-sends.
     pub after: Duration,
-    /// Most steps re-driven per sweep.
+    /// Most steps re-driven per sweep (and outbox rows relayed).
     pub batch_size: std::num::NonZeroUsize,
+    /// How old an outbox row must be before the sweep relays it: its
+    /// writer died between its commit and its own send.
+    pub outbox_after: Duration,
 }
 
 impl RawRedrive {
@@ -47,6 +51,7 @@ impl RawRedrive {
             check_interval,
             after: millis(&k("after_ms"), self.after_ms, 100, 86_400_000)?,
             batch_size: non_zero(&k("batch_size"), self.batch_size, 100_000)?,
+            outbox_after: millis(&k("outbox_after_ms"), self.outbox_after_ms, 100, 86_400_000)?,
         })
     }
 }

@@ -88,7 +88,7 @@ fn the_backend_comes_from_tasker_messaging_backend() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "messaging.backend: unknown backend `kafka`: expected `pgmq` or `in_memory`"
+        "messaging.backend: unknown backend `kafka`: expected `pgmq`, `rabbitmq` or `in_memory`"
     );
 }
 

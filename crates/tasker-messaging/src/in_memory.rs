@@ -1,6 +1,7 @@
 //! An in-process provider for tests of a single process. It cannot join a
-//! PostgreSQL transaction, so every send and delete is staged and applied by
-//! `commit_staged`, exactly as a broker such as RabbitMQ would be.
+//! PostgreSQL transaction, so every send and acknowledgement is staged and
+//! applied by `commit_staged`, exactly as RabbitMQ's are. Like a broker's,
+//! its receipts name one delivery: after a redelivery the old one is ignored.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,16 +15,24 @@ use tokio::sync::broadcast;
 
 use crate::error::MessagingError;
 use crate::queue::{
-    MessageId, MessageQueue, QueueDepth, QueueTx, ReceivedMessage, Staged, StagedOp, Subscription,
-    WakeUp,
+    Capabilities, Delivery, MessageQueue, QueueDepth, Receipt, Subscription, WakeUp, check_delay,
 };
+use crate::unit::{QueueTx, Staged, StagedOp};
+
+type MessageId = i64;
 
 #[derive(Debug)]
 struct Stored {
     payload: Value,
-    enqueued_at: DateTime<Utc>,
     visible_at: DateTime<Utc>,
     read_count: u32,
+}
+
+impl Stored {
+    /// Whether `receipt` names this message's latest delivery.
+    fn delivered_as(&self, receipt: &Receipt) -> bool {
+        u64::from(self.read_count) == receipt.epoch
+    }
 }
 
 #[derive(Debug, Default)]
@@ -77,6 +86,13 @@ impl MessageQueue for InMemoryQueue {
         "in_memory"
     }
 
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            transactional_send: false,
+            delayed_send: true,
+        }
+    }
+
     async fn ensure_queue(&self, queue: &QueueName) -> Result<(), MessagingError> {
         self.lock().entry(queue.clone()).or_default();
         Ok(())
@@ -89,17 +105,18 @@ impl MessageQueue for InMemoryQueue {
         messages: &[Value],
         delay: Duration,
     ) -> Result<(), MessagingError> {
+        check_delay(self, delay)?;
         self.require(queue)?;
         tx.stage_send(queue, messages, delay);
         Ok(())
     }
 
-    async fn read_many(
+    async fn receive(
         &self,
         queue: &QueueName,
         max: usize,
         visibility: Duration,
-    ) -> Result<Vec<ReceivedMessage>, MessagingError> {
+    ) -> Result<Vec<Delivery>, MessagingError> {
         let now = Utc::now();
         let mut queues = self.lock();
         let q = queues
@@ -113,47 +130,50 @@ impl MessageQueue for InMemoryQueue {
             if stored.visible_at <= now {
                 stored.read_count += 1;
                 stored.visible_at = after(now, visibility);
-                read.push(ReceivedMessage {
-                    id: *id,
+                read.push(Delivery {
+                    receipt: Receipt {
+                        epoch: u64::from(stored.read_count),
+                        tag: *id,
+                    },
                     payload: stored.payload.clone(),
-                    read_count: stored.read_count,
-                    enqueued_at: stored.enqueued_at,
-                    visible_at: stored.visible_at,
+                    delivery_count: stored.read_count,
                 });
             }
         }
         Ok(read)
     }
 
-    async fn delete_many(
+    async fn ack_many(
         &self,
         tx: &mut QueueTx<'_>,
         queue: &QueueName,
-        ids: &[MessageId],
+        receipts: &[Receipt],
     ) -> Result<(), MessagingError> {
-        tx.stage_delete(queue, ids);
+        tx.stage_ack(queue, receipts);
         Ok(())
     }
 
-    async fn extend_visibility(
+    async fn nack_many(
         &self,
         queue: &QueueName,
-        ids: &[MessageId],
-        visibility: Duration,
+        receipts: &[Receipt],
+        delay: Duration,
     ) -> Result<usize, MessagingError> {
-        let until = after(Utc::now(), visibility);
+        let until = after(Utc::now(), delay);
         let mut queues = self.lock();
         let q = queues
             .get_mut(queue)
             .ok_or_else(|| MessagingError::QueueNotFound(queue.clone()))?;
-        let mut extended = 0;
-        for id in ids {
-            if let Some(stored) = q.messages.get_mut(id) {
+        let mut returned = 0;
+        for receipt in receipts {
+            if let Some(stored) = q.messages.get_mut(&receipt.tag)
+                && stored.delivered_as(receipt)
+            {
                 stored.visible_at = until;
-                extended += 1;
+                returned += 1;
             }
         }
-        Ok(extended)
+        Ok(returned)
     }
 
     async fn depth(&self, queue: &QueueName) -> Result<QueueDepth, MessagingError> {
@@ -169,7 +189,7 @@ impl MessageQueue for InMemoryQueue {
         })
     }
 
-    async fn visible(&self, queues: &[QueueName]) -> Result<Vec<QueueName>, MessagingError> {
+    async fn pending(&self, queues: &[QueueName]) -> Result<Vec<QueueName>, MessagingError> {
         let now = Utc::now();
         let state = self.lock();
         let mut found = Vec::new();
@@ -215,7 +235,6 @@ impl MessageQueue for InMemoryQueue {
                                 q.next_id,
                                 Stored {
                                     payload,
-                                    enqueued_at: now,
                                     visible_at: after(now, delay),
                                     read_count: 0,
                                 },
@@ -225,12 +244,24 @@ impl MessageQueue for InMemoryQueue {
                             woken.push(queue);
                         }
                     }
-                    StagedOp::Delete { queue, ids } => {
+                    StagedOp::Ack { queue, receipts } => {
                         if let Some(q) = queues.get_mut(&queue) {
-                            for id in ids {
-                                q.messages.remove(&id);
+                            for receipt in receipts {
+                                if q.messages
+                                    .get(&receipt.tag)
+                                    .is_some_and(|m| m.delivered_as(&receipt))
+                                {
+                                    q.messages.remove(&receipt.tag);
+                                }
                             }
                         }
+                    }
+                    // Only the outbox stages these, and it relays them itself.
+                    StagedOp::Outboxed { .. } => {
+                        return Err(MessagingError::Unsupported {
+                            provider: "in_memory",
+                            what: "relaying outbox rows",
+                        });
                     }
                 }
             }

@@ -1,14 +1,20 @@
 //! Tasker's message queues (SPEC §6). Messages are small pointers; the
 //! database holds the truth, so every consumer is idempotent.
 //!
-//! - [`MessageQueue`]: ensure a queue, send and delete inside a caller's
-//!   unit of work ([`QueueTx`]), read under a visibility timeout, extend
-//!   visibility, measure depth, subscribe to wake-ups.
-//! - [`PgmqQueue`]: PGMQ in the same PostgreSQL database; sends join the
-//!   caller's transaction and notify subscribers in it.
+//! - [`MessageQueue`]: ensure a queue; send inside a caller's unit of work
+//!   ([`QueueTx`]); receive [`Delivery`]s held for a visibility period and
+//!   acknowledge them by [`Receipt`] (or hand them back with a delay);
+//!   measure depth; subscribe to wake-ups. [`Capabilities`] say whether
+//!   sends join a PostgreSQL transaction and whether they can be delayed.
+//! - [`PgmqQueue`]: PGMQ in the same PostgreSQL database; sends and takes
+//!   join the caller's transaction and notify subscribers in it.
+//! - [`RabbitQueue`]: RabbitMQ, with publisher confirms, prefetch, delay
+//!   queues and reconnection.
 //! - [`InMemoryQueue`]: in-process, for single-process tests.
+//! - [`Outboxed`]: transactional send for a provider without it, through
+//!   an outbox table; [`relay_outbox`] sends what a crashed process left.
 //! - [`connect`]: the one place that picks a provider from configuration.
-//! - `conformance` (feature `testing`): the suite both pass.
+//! - `conformance` (feature `testing`): the suite every provider passes.
 //!
 //! ```no_run
 //! # async fn demo(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
@@ -33,17 +39,23 @@
 mod connect;
 mod error;
 mod in_memory;
+mod outbox;
 mod pgmq;
 mod queue;
+mod rabbitmq;
+mod unit;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
 
 pub use connect::connect;
-pub use error::MessagingError;
+pub use error::{Cause, MessagingError};
 pub use in_memory::InMemoryQueue;
+pub use outbox::{Outboxed, relay_outbox};
 pub use pgmq::{PgmqQueue, channel_for};
 pub use queue::{
-    MessageId, MessageQueue, PollTimer, QueueDepth, QueueTx, ReceivedMessage, Staged, Subscription,
-    WakeUp, delete_now, send_now,
+    Capabilities, Delivery, MessageQueue, PollTimer, QueueDepth, Receipt, Subscription, WakeUp,
+    ack_now, send_now,
 };
+pub use rabbitmq::{RabbitQueue, RabbitSettings};
+pub use unit::{QueueTx, Staged};

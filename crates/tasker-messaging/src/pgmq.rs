@@ -4,7 +4,7 @@
 //! channel in that transaction, so subscribers wake the moment it commits.
 //!
 //! The SQL here calls PGMQ's public functions (`pgmq.send_batch`,
-//! `pgmq.read`, `pgmq.delete`, `pgmq.set_vt`, `pgmq.metrics`); it is the one
+//! `pgmq.read`, `pgmq.pop`, `pgmq.delete`, `pgmq.set_vt`, `pgmq.metrics`); it is the one
 //! place outside `tasker-db` that issues SQL, because it *is* the queue.
 
 use std::collections::HashMap;
@@ -18,9 +18,9 @@ use tasker_types::messages::QueueName;
 
 use crate::error::MessagingError;
 use crate::queue::{
-    MessageId, MessageQueue, QueueDepth, QueueTx, ReceivedMessage, Staged, StagedOp, Subscription,
-    WakeUp, read_then_delete,
+    Capabilities, Delivery, MessageQueue, QueueDepth, Receipt, Subscription, WakeUp, check_delay,
 };
+use crate::unit::{QueueTx, Staged, StagedOp};
 
 /// The `pg_notify` channel of a queue.
 pub fn channel_for(queue: &QueueName) -> String {
@@ -92,7 +92,7 @@ async fn read_in(
     queue: &QueueName,
     max: usize,
     visibility: Duration,
-) -> Result<Vec<ReceivedMessage>, MessagingError> {
+) -> Result<Vec<Delivery>, MessagingError> {
     let rows = sqlx::query_as!(
         MessageRecord,
         r#"SELECT msg_id AS "msg_id!", read_ct AS "read_ct!", enqueued_at AS "enqueued_at!",
@@ -115,7 +115,7 @@ async fn pop_in(
     conn: &mut PgConnection,
     queue: &QueueName,
     max: usize,
-) -> Result<Vec<ReceivedMessage>, MessagingError> {
+) -> Result<Vec<Delivery>, MessagingError> {
     let rows = sqlx::query_as!(
         MessageRecord,
         r#"SELECT msg_id AS "msg_id!", read_ct AS "read_ct!", enqueued_at AS "enqueued_at!",
@@ -135,19 +135,33 @@ async fn pop_in(
 struct MessageRecord {
     msg_id: i64,
     read_ct: i32,
+    // Selected so the row shape matches PGMQ's; deliveries do not carry them.
+    #[allow(dead_code)]
     enqueued_at: chrono::DateTime<chrono::Utc>,
+    #[allow(dead_code)]
     vt: chrono::DateTime<chrono::Utc>,
     message: Option<Value>,
 }
 
+/// A pgmq receipt is the message id: it stays valid across connections
+/// until the message is deleted.
+fn receipt_of(msg_id: i64) -> Receipt {
+    Receipt {
+        epoch: 0,
+        tag: msg_id,
+    }
+}
+
+fn ids_of(receipts: &[Receipt]) -> Vec<i64> {
+    receipts.iter().map(|r| r.tag).collect()
+}
+
 impl MessageRecord {
-    fn received(self, uncounted_reads: u32) -> ReceivedMessage {
-        ReceivedMessage {
-            id: self.msg_id,
+    fn received(self, uncounted_reads: u32) -> Delivery {
+        Delivery {
+            receipt: receipt_of(self.msg_id),
             payload: self.message.unwrap_or(Value::Null),
-            read_count: u32::try_from(self.read_ct).unwrap_or(0) + uncounted_reads,
-            enqueued_at: self.enqueued_at,
-            visible_at: self.vt,
+            delivery_count: u32::try_from(self.read_ct).unwrap_or(0) + uncounted_reads,
         }
     }
 }
@@ -155,7 +169,7 @@ impl MessageRecord {
 async fn delete_in(
     conn: &mut PgConnection,
     queue: &QueueName,
-    ids: &[MessageId],
+    ids: &[i64],
 ) -> Result<(), MessagingError> {
     if ids.is_empty() {
         return Ok(());
@@ -175,6 +189,13 @@ async fn delete_in(
 impl MessageQueue for PgmqQueue {
     fn provider(&self) -> &'static str {
         "pgmq"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            transactional_send: true,
+            delayed_send: true,
+        }
     }
 
     async fn ensure_queue(&self, queue: &QueueName) -> Result<(), MessagingError> {
@@ -199,6 +220,7 @@ impl MessageQueue for PgmqQueue {
         messages: &[Value],
         delay: Duration,
     ) -> Result<(), MessagingError> {
+        check_delay(self, delay)?;
         match tx.connection() {
             Some(conn) => send_in(conn, queue, messages, delay).await,
             None => {
@@ -208,72 +230,62 @@ impl MessageQueue for PgmqQueue {
         }
     }
 
-    async fn read_many(
+    async fn receive(
         &self,
         queue: &QueueName,
         max: usize,
         visibility: Duration,
-    ) -> Result<Vec<ReceivedMessage>, MessagingError> {
+    ) -> Result<Vec<Delivery>, MessagingError> {
         let mut conn = self.pool.acquire().await?;
         read_in(&mut conn, queue, max, visibility).await
     }
 
-    async fn read_many_in(
+    async fn take_in(
         &self,
         tx: &mut QueueTx<'_>,
         queue: &QueueName,
         max: usize,
         visibility: Duration,
-    ) -> Result<Vec<ReceivedMessage>, MessagingError> {
-        match tx.connection() {
-            Some(conn) => read_in(conn, queue, max, visibility).await,
-            None => self.read_many(queue, max, visibility).await,
+    ) -> Result<Vec<Delivery>, MessagingError> {
+        if let Some(conn) = tx.connection() {
+            return pop_in(conn, queue, max).await;
         }
+        let taken = self.receive(queue, max, visibility).await?;
+        let receipts: Vec<Receipt> = taken.iter().map(|d| d.receipt).collect();
+        tx.stage_ack(queue, &receipts);
+        Ok(taken)
     }
 
-    async fn take_many_in(
+    async fn ack_many(
         &self,
         tx: &mut QueueTx<'_>,
         queue: &QueueName,
-        max: usize,
-        visibility: Duration,
-    ) -> Result<Vec<ReceivedMessage>, MessagingError> {
-        match tx.connection() {
-            Some(conn) => pop_in(conn, queue, max).await,
-            None => read_then_delete(self, tx, queue, max, visibility).await,
-        }
-    }
-
-    async fn delete_many(
-        &self,
-        tx: &mut QueueTx<'_>,
-        queue: &QueueName,
-        ids: &[MessageId],
+        receipts: &[Receipt],
     ) -> Result<(), MessagingError> {
         match tx.connection() {
-            Some(conn) => delete_in(conn, queue, ids).await,
+            Some(conn) => delete_in(conn, queue, &ids_of(receipts)).await,
             None => {
-                tx.stage_delete(queue, ids);
+                tx.stage_ack(queue, receipts);
                 Ok(())
             }
         }
     }
 
-    async fn extend_visibility(
+    async fn nack_many(
         &self,
         queue: &QueueName,
-        ids: &[MessageId],
-        visibility: Duration,
+        receipts: &[Receipt],
+        delay: Duration,
     ) -> Result<usize, MessagingError> {
-        if ids.is_empty() {
+        if receipts.is_empty() {
             return Ok(0);
         }
         let rows = sqlx::query_scalar!(
             r#"SELECT msg_id AS "msg_id!" FROM pgmq.set_vt($1::text, $2::bigint[],
                    clock_timestamp() + make_interval(secs => $3::float8))"#,
             queue.as_str(),
-            ids,
-            visibility.as_secs_f64(),
+            &ids_of(receipts),
+            delay.as_secs_f64(),
         )
         .fetch_all(&self.pool)
         .await
@@ -296,7 +308,7 @@ impl MessageQueue for PgmqQueue {
         })
     }
 
-    async fn visible(&self, queues: &[QueueName]) -> Result<Vec<QueueName>, MessagingError> {
+    async fn pending(&self, queues: &[QueueName]) -> Result<Vec<QueueName>, MessagingError> {
         if queues.is_empty() {
             return Ok(Vec::new());
         }
@@ -350,7 +362,16 @@ impl MessageQueue for PgmqQueue {
                     messages,
                     delay,
                 } => send_in(&mut tx, &queue, &messages, delay).await?,
-                StagedOp::Delete { queue, ids } => delete_in(&mut tx, &queue, &ids).await?,
+                StagedOp::Ack { queue, receipts } => {
+                    delete_in(&mut tx, &queue, &ids_of(&receipts)).await?;
+                }
+                // Only the outbox stages these, and it relays them itself.
+                StagedOp::Outboxed { .. } => {
+                    return Err(MessagingError::Unsupported {
+                        provider: "pgmq",
+                        what: "relaying outbox rows",
+                    });
+                }
             }
         }
         tx.commit().await?;

@@ -1,41 +1,70 @@
-//! The [`MessageQueue`] trait every provider implements, and the unit of
-//! work ([`QueueTx`]) that sends and deletes belong to.
+//! The [`MessageQueue`] trait every provider implements: receive
+//! deliveries, acknowledge them by an opaque [`Receipt`], send inside a
+//! unit of work ([`QueueTx`]).
 
+use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::PgConnection;
 use tasker_types::messages::QueueName;
 
 use crate::error::MessagingError;
+use crate::unit::{QueueTx, Staged};
 
-/// A message's id within its queue.
-pub type MessageId = i64;
+/// The handle that acknowledges one delivery. Opaque: only the provider
+/// that issued it knows what it means (a pgmq message id, a RabbitMQ
+/// delivery tag on one channel). A receipt the provider no longer holds —
+/// acknowledged already, expired, or from a connection that was lost — is
+/// ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Receipt {
+    /// Which connection (or generation) issued it; 0 for providers whose
+    /// receipts outlive connections.
+    pub(crate) epoch: u64,
+    /// The provider's id for the delivery.
+    pub(crate) tag: i64,
+}
 
-/// A message handed to a reader, hidden from other readers until its
-/// visibility timeout passes or it is deleted.
+impl fmt::Display for Receipt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.epoch, self.tag)
+    }
+}
+
+/// A message handed to one receiver. Until it is acknowledged, or until
+/// its visibility passes, no other receiver gets it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ReceivedMessage {
-    /// Its id, for `delete_many` and `extend_visibility`.
-    pub id: MessageId,
+pub struct Delivery {
+    /// What acknowledges (or returns) it.
+    pub receipt: Receipt,
     /// The payload (a pointer message).
     pub payload: Value,
-    /// How many times it has been read, this read included.
-    pub read_count: u32,
-    /// When it was sent.
-    pub enqueued_at: DateTime<Utc>,
-    /// When it becomes visible again unless deleted or extended.
-    pub visible_at: DateTime<Utc>,
+    /// How many times it has been delivered, this delivery included. A
+    /// broker that only flags redeliveries reports 2 for any of them, so
+    /// treat this as a lower bound.
+    pub delivery_count: u32,
+}
+
+/// What a provider can do beyond the common contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Sends in a joined [`QueueTx`] commit or vanish with the caller's
+    /// transaction (pgmq, and any provider behind the outbox). Without it a
+    /// joined send is staged and applied by `commit_staged`.
+    pub transactional_send: bool,
+    /// Sends may carry a delay. Without it a delayed send is refused with
+    /// [`MessagingError::Unsupported`].
+    pub delayed_send: bool,
 }
 
 /// How many messages a queue holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QueueDepth {
-    /// Every message, visible or not.
+    /// Every message: ready, delivered and unacknowledged, or delayed
+    /// (as far as the provider can see).
     pub total: u64,
-    /// Messages a reader could take now.
+    /// Messages a receiver could take now.
     pub visible: u64,
 }
 
@@ -43,7 +72,7 @@ pub struct QueueDepth {
 /// wake-ups merge and may be lost, so they say "look", not "how many".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WakeUp {
-    /// Something was sent to this queue.
+    /// Something arrived in this queue.
     Sent(QueueName),
     /// The subscription lost its connection or fell behind and may have
     /// missed wake-ups: check every queue.
@@ -87,126 +116,37 @@ impl PollTimer {
     }
 }
 
-/// An operation held back until the caller's unit of work commits.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum StagedOp {
-    Send {
-        queue: QueueName,
-        messages: Vec<Value>,
-        delay: Duration,
-    },
-    Delete {
-        queue: QueueName,
-        ids: Vec<MessageId>,
-    },
-}
-
-/// The unit of work that sends and deletes belong to.
-///
-/// - [`QueueTx::join`] puts them inside the caller's PostgreSQL transaction.
-///   A provider that lives in that database (pgmq) writes them there, so
-///   they commit or roll back with the caller's state changes. A provider
-///   that cannot join stages them.
-/// - [`QueueTx::standalone`] has no database transaction; every provider
-///   stages.
-///
-/// Staged operations take effect only when the caller hands
-/// [`QueueTx::into_staged`] to [`MessageQueue::commit_staged`] — after its
-/// own transaction committed. Dropping them is a rollback.
-#[derive(Debug)]
-pub struct QueueTx<'c> {
-    conn: Option<&'c mut PgConnection>,
-    staged: Vec<StagedOp>,
-}
-
-/// Operations waiting for [`MessageQueue::commit_staged`]. Dropping this
-/// value abandons them, as a rollback would.
-#[derive(Debug, Default)]
-#[must_use = "staged operations take effect only when passed to MessageQueue::commit_staged"]
-pub struct Staged(pub(crate) Vec<StagedOp>);
-
-impl Staged {
-    /// Whether nothing is waiting (always the case for pgmq in a joined transaction).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// These operations followed by `later`'s, for one transaction that
-    /// used more than one [`QueueTx`].
-    pub fn and(mut self, later: Staged) -> Staged {
-        self.0.extend(later.0);
-        self
-    }
-}
-
-impl<'c> QueueTx<'c> {
-    /// Joins the caller's PostgreSQL transaction.
-    pub fn join(conn: &'c mut PgConnection) -> Self {
-        Self {
-            conn: Some(conn),
-            staged: Vec::new(),
-        }
-    }
-
-    /// A unit of work with no database transaction.
-    pub fn standalone() -> QueueTx<'static> {
-        QueueTx {
-            conn: None,
-            staged: Vec::new(),
-        }
-    }
-
-    /// The joined transaction, for the caller's own writes in between sends.
-    pub fn connection(&mut self) -> Option<&mut PgConnection> {
-        self.conn.as_deref_mut()
-    }
-
-    pub(crate) fn stage_send(&mut self, queue: &QueueName, messages: &[Value], delay: Duration) {
-        self.staged.push(StagedOp::Send {
-            queue: queue.clone(),
-            messages: messages.to_vec(),
-            delay,
-        });
-    }
-
-    pub(crate) fn stage_delete(&mut self, queue: &QueueName, ids: &[MessageId]) {
-        self.staged.push(StagedOp::Delete {
-            queue: queue.clone(),
-            ids: ids.to_vec(),
-        });
-    }
-
-    /// Ends the unit of work, releasing the transaction borrow; what was
-    /// staged must go to [`MessageQueue::commit_staged`] once the caller's
-    /// transaction has committed.
-    pub fn into_staged(self) -> Staged {
-        Staged(self.staged)
-    }
-}
-
-/// A message queue provider (SPEC §6): pgmq, in-memory, and later RabbitMQ,
-/// all passing one conformance suite.
+/// A message queue provider (SPEC §6): pgmq, RabbitMQ and in-memory, all
+/// passing one conformance suite.
 ///
 /// Queue names are validated [`QueueName`]s; messages are small JSON
-/// pointers. Delivery is at least once: a message read and not deleted
-/// before its visibility timeout is delivered again.
+/// pointers. Delivery is at least once: a delivery not acknowledged within
+/// its visibility is delivered again (to this or another receiver), and a
+/// receiver that dies hands back what it held. A provider may bound how
+/// many deliveries one process holds unacknowledged (RabbitMQ's prefetch),
+/// so receivers acknowledge or hand back promptly.
 #[async_trait]
 pub trait MessageQueue: Send + Sync + 'static {
-    /// The provider's name (`pgmq`, `in_memory`).
+    /// The provider's name (`pgmq`, `rabbitmq`, `in_memory`).
     fn provider(&self) -> &'static str;
+
+    /// What it can do beyond the common contract.
+    fn capabilities(&self) -> Capabilities;
 
     /// Creates `queue` if it does not exist.
     ///
     /// # Errors
-    /// [`MessagingError`] when the provider refuses.
+    /// [`MessagingError`] when the provider refuses or is unreachable.
     async fn ensure_queue(&self, queue: &QueueName) -> Result<(), MessagingError>;
 
-    /// Sends `messages` to `queue` as part of `tx`; each becomes visible
-    /// `delay` after it is sent. Readers subscribed to `queue` are woken
-    /// when the send commits (delayed sends wake no one).
+    /// Sends `messages` to `queue` as part of `tx`; each becomes receivable
+    /// `delay` after the send takes effect. Subscribers of `queue` are woken
+    /// when it does (delayed sends wake them when due, or not at all).
     ///
     /// # Errors
-    /// [`MessagingError::QueueNotFound`] for a queue never ensured.
+    /// [`MessagingError::QueueNotFound`] for a queue never ensured (here or
+    /// at `commit_staged`); [`MessagingError::Unsupported`] for a delay the
+    /// provider cannot honour.
     async fn send_many(
         &self,
         tx: &mut QueueTx<'_>,
@@ -215,78 +155,66 @@ pub trait MessageQueue: Send + Sync + 'static {
         delay: Duration,
     ) -> Result<(), MessagingError>;
 
-    /// Takes up to `max` visible messages, hiding each for `visibility`.
+    /// Receives up to `max` messages ready now, without waiting, each held
+    /// for this receiver for `visibility` unless acknowledged or returned.
     ///
     /// # Errors
     /// [`MessagingError::QueueNotFound`] for a queue never ensured.
-    async fn read_many(
+    async fn receive(
         &self,
         queue: &QueueName,
         max: usize,
         visibility: Duration,
-    ) -> Result<Vec<ReceivedMessage>, MessagingError>;
+    ) -> Result<Vec<Delivery>, MessagingError>;
 
-    /// Like [`MessageQueue::read_many`], but inside `tx` when the provider
-    /// can join it (pgmq): the reads then commit with the caller's writes,
-    /// and a rollback makes the messages visible again at once. Providers
-    /// that cannot join read immediately.
-    ///
-    /// # Errors
-    /// [`MessagingError::QueueNotFound`] for a queue never ensured.
-    async fn read_many_in(
-        &self,
-        tx: &mut QueueTx<'_>,
-        queue: &QueueName,
-        max: usize,
-        visibility: Duration,
-    ) -> Result<Vec<ReceivedMessage>, MessagingError> {
-        let _ = tx;
-        self.read_many(queue, max, visibility).await
-    }
-
-    /// Takes up to `max` visible messages for a consumer whose every effect
-    /// commits in `tx`: a provider that joins it (pgmq) deletes them there,
-    /// so they are gone when `tx` commits and visible again at once when it
-    /// rolls back — no visibility update, no separate delete. Providers that
-    /// cannot join read them (hidden for `visibility`) and stage their
-    /// deletion for [`MessageQueue::commit_staged`].
+    /// Receives up to `max` messages for a consumer whose every effect
+    /// commits in `tx`, and acknowledges them as part of `tx`: a provider
+    /// that joins it (pgmq) takes them there, so they are gone when `tx`
+    /// commits and back at once when it rolls back. Others receive them and
+    /// stage the acknowledgement for `commit_staged`; after a rollback they
+    /// return when `visibility` passes.
     ///
     /// Only for consumers whose crash loses nothing: the database state they
-    /// change is the real record, and a rollback hands the messages back.
+    /// change is the real record (a worker's claim, a result applied).
     ///
     /// # Errors
-    /// [`MessagingError::QueueNotFound`] for a queue never ensured.
-    async fn take_many_in(
+    /// As [`MessageQueue::receive`].
+    async fn take_in(
         &self,
         tx: &mut QueueTx<'_>,
         queue: &QueueName,
         max: usize,
         visibility: Duration,
-    ) -> Result<Vec<ReceivedMessage>, MessagingError> {
-        read_then_delete(self, tx, queue, max, visibility).await
+    ) -> Result<Vec<Delivery>, MessagingError> {
+        let taken = self.receive(queue, max, visibility).await?;
+        let receipts: Vec<Receipt> = taken.iter().map(|d| d.receipt).collect();
+        self.ack_many(tx, queue, &receipts).await?;
+        Ok(taken)
     }
 
-    /// Deletes messages as part of `tx` (an unknown id is ignored).
+    /// Acknowledges deliveries as part of `tx`: they are never delivered
+    /// again. Receipts the provider no longer holds are ignored.
     ///
     /// # Errors
     /// [`MessagingError`] on provider failure.
-    async fn delete_many(
+    async fn ack_many(
         &self,
         tx: &mut QueueTx<'_>,
         queue: &QueueName,
-        ids: &[MessageId],
+        receipts: &[Receipt],
     ) -> Result<(), MessagingError>;
 
-    /// Hides messages for `visibility` from now (a reader's lease renewal).
-    /// Returns how many of `ids` still existed.
+    /// Hands deliveries back, to be delivered again `delay` from now (a
+    /// backoff for messages that could not be processed). Returns how many
+    /// of `receipts` it still held; the rest are ignored.
     ///
     /// # Errors
     /// [`MessagingError`] on provider failure.
-    async fn extend_visibility(
+    async fn nack_many(
         &self,
         queue: &QueueName,
-        ids: &[MessageId],
-        visibility: Duration,
+        receipts: &[Receipt],
+        delay: Duration,
     ) -> Result<usize, MessagingError>;
 
     /// How many messages `queue` holds.
@@ -295,12 +223,13 @@ pub trait MessageQueue: Send + Sync + 'static {
     /// [`MessagingError::QueueNotFound`] for a queue never ensured.
     async fn depth(&self, queue: &QueueName) -> Result<QueueDepth, MessagingError>;
 
-    /// Which of `queues` hold a message a reader could take now, in one
-    /// round trip (an idle poll over many queues stays cheap).
+    /// Which of `queues` have a message to receive now, cheaply (one round
+    /// trip, or none), so an idle poll over many queues stays cheap. A hint:
+    /// a queue named here may be empty by the time it is received from.
     ///
     /// # Errors
     /// [`MessagingError::QueueNotFound`] for a queue never ensured.
-    async fn visible(&self, queues: &[QueueName]) -> Result<Vec<QueueName>, MessagingError>;
+    async fn pending(&self, queues: &[QueueName]) -> Result<Vec<QueueName>, MessagingError>;
 
     /// Subscribes to wake-ups for `queues`.
     ///
@@ -316,30 +245,28 @@ pub trait MessageQueue: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`MessagingError`] on provider failure; the operations may then be
-    /// partly applied, and the caller's recovery (re-sending pointers for
-    /// state the database holds) covers the rest.
+    /// partly applied. Unsent pointers are recovered by the outbox relay
+    /// (for providers behind it) or the re-drive sweep; unacknowledged
+    /// deliveries come back, and consumers are idempotent.
     async fn commit_staged(&self, staged: Staged) -> Result<(), MessagingError>;
 }
 
-/// [`MessageQueue::take_many_in`] for a provider that cannot join the
-/// caller's transaction: read (hidden for `visibility`), then delete as
-/// part of `tx` (staged until the caller commits).
+/// Refuses a delay the provider cannot honour.
 ///
 /// # Errors
-/// As [`MessageQueue::read_many_in`] and [`MessageQueue::delete_many`].
-pub(crate) async fn read_then_delete<Q: MessageQueue + ?Sized>(
-    provider: &Q,
-    tx: &mut QueueTx<'_>,
-    queue: &QueueName,
-    max: usize,
-    visibility: Duration,
-) -> Result<Vec<ReceivedMessage>, MessagingError> {
-    let taken = provider.read_many_in(tx, queue, max, visibility).await?;
-    let ids: Vec<MessageId> = taken.iter().map(|m| m.id).collect();
-    if !ids.is_empty() {
-        provider.delete_many(tx, queue, &ids).await?;
+/// [`MessagingError::Unsupported`] for a non-zero delay without `delayed_send`.
+pub(crate) fn check_delay(
+    provider: &(impl MessageQueue + ?Sized),
+    delay: Duration,
+) -> Result<(), MessagingError> {
+    if delay.is_zero() || provider.capabilities().delayed_send {
+        Ok(())
+    } else {
+        Err(MessagingError::Unsupported {
+            provider: provider.provider(),
+            what: "delayed sends",
+        })
     }
-    Ok(taken)
 }
 
 /// Sends `messages` at once, outside any caller transaction.
@@ -359,16 +286,16 @@ pub async fn send_now(
     queue_provider.commit_staged(tx.into_staged()).await
 }
 
-/// Deletes messages at once, outside any caller transaction.
+/// Acknowledges deliveries at once, outside any caller transaction.
 ///
 /// # Errors
-/// As [`MessageQueue::delete_many`] and [`MessageQueue::commit_staged`].
-pub async fn delete_now(
+/// As [`MessageQueue::ack_many`] and [`MessageQueue::commit_staged`].
+pub async fn ack_now(
     queue_provider: &dyn MessageQueue,
     queue: &QueueName,
-    ids: &[MessageId],
+    receipts: &[Receipt],
 ) -> Result<(), MessagingError> {
     let mut tx = QueueTx::standalone();
-    queue_provider.delete_many(&mut tx, queue, ids).await?;
+    queue_provider.ack_many(&mut tx, queue, receipts).await?;
     queue_provider.commit_staged(tx.into_staged()).await
 }

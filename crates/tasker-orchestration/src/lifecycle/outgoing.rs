@@ -6,17 +6,17 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::PgConnection;
-use tasker_messaging::{MessageId, MessageQueue, QueueTx, Staged};
+use tasker_messaging::{MessageQueue, QueueTx, Receipt, Staged};
 use tasker_types::messages::QueueName;
 
 use crate::error::OrchestrationError;
 
-/// Sends and deletes to perform in the current transaction.
+/// Sends and acknowledgements to perform in the current transaction.
 #[derive(Debug, Default)]
 pub(crate) struct Outgoing {
     immediate: BTreeMap<QueueName, Vec<Value>>,
     delayed: Vec<(QueueName, Value, Duration)>,
-    deletes: BTreeMap<QueueName, Vec<MessageId>>,
+    acks: BTreeMap<QueueName, Vec<Receipt>>,
 }
 
 impl Outgoing {
@@ -31,8 +31,8 @@ impl Outgoing {
         self.delayed.push((queue.clone(), message, delay));
     }
 
-    pub(crate) fn delete(&mut self, queue: &QueueName, ids: impl IntoIterator<Item = MessageId>) {
-        self.deletes.entry(queue.clone()).or_default().extend(ids);
+    pub(crate) fn ack(&mut self, queue: &QueueName, receipts: impl IntoIterator<Item = Receipt>) {
+        self.acks.entry(queue.clone()).or_default().extend(receipts);
     }
 
     /// Writes everything into `conn`'s transaction (or stages it, for
@@ -54,8 +54,8 @@ impl Outgoing {
                 .send_many(&mut unit, name, std::slice::from_ref(message), *delay)
                 .await?;
         }
-        for (name, ids) in &self.deletes {
-            queue.delete_many(&mut unit, name, ids).await?;
+        for (name, receipts) in &self.acks {
+            queue.ack_many(&mut unit, name, receipts).await?;
         }
         Ok(unit.into_staged())
     }

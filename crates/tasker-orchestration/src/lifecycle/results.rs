@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use tasker_db::task;
 use tasker_db::workflow_step_graph;
-use tasker_messaging::{QueueTx, ReceivedMessage, Staged};
+use tasker_messaging::{Delivery, QueueTx, Staged};
 use tasker_types::backoff::RandomJitter;
 use tasker_types::ids::TaskUuid;
 use tasker_types::messages::{OrchestrationMessage, QueueName};
@@ -31,7 +31,7 @@ use crate::shared::Shared;
 /// What [`take_and_process`] took, and what became of it.
 pub(crate) struct Taken {
     /// The messages taken (none when the queue was empty).
-    pub(crate) messages: Vec<ReceivedMessage>,
+    pub(crate) messages: Vec<Delivery>,
     /// The batch's report, or why its transaction rolled back (the messages
     /// are then visible again).
     pub(crate) result: Result<BatchReport, OrchestrationError>,
@@ -68,7 +68,7 @@ async fn take_and_process_once(
             let mut unit = QueueTx::join(&mut tx);
             messages = shared
                 .queue
-                .take_many_in(
+                .take_in(
                     &mut unit,
                     &QueueName::step_results(),
                     max,
@@ -97,20 +97,21 @@ async fn take_and_process_once(
 /// one transaction that also deletes them, committed before returning.
 pub(crate) async fn process_batch(
     shared: &Shared,
-    messages: &[ReceivedMessage],
+    messages: &[Delivery],
 ) -> Result<BatchReport, OrchestrationError> {
     evaluating_again_on_conflict(|| process_batch_once(shared, messages)).await
 }
 
 async fn process_batch_once(
     shared: &Shared,
-    messages: &[ReceivedMessage],
+    messages: &[Delivery],
 ) -> Result<BatchReport, OrchestrationError> {
     let tx = shared.pool.begin().await?;
     let mut batch = Batch::new(shared, shared.ctx());
-    batch
-        .out
-        .delete(&QueueName::step_results(), messages.iter().map(|m| m.id));
+    batch.out.ack(
+        &QueueName::step_results(),
+        messages.iter().map(|m| m.receipt),
+    );
     apply_and_commit(tx, batch, messages, Staged::default()).await
 }
 
@@ -119,7 +120,7 @@ async fn process_batch_once(
 async fn apply_and_commit(
     mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
     mut batch: Batch<'_>,
-    messages: &[ReceivedMessage],
+    messages: &[Delivery],
     earlier: Staged,
 ) -> Result<BatchReport, OrchestrationError> {
     let shared = batch.shared;
@@ -134,7 +135,7 @@ async fn apply_and_commit(
 async fn apply_batch(
     batch: &mut Batch<'_>,
     tx: &mut sqlx::PgConnection,
-    messages: &[ReceivedMessage],
+    messages: &[Delivery],
 ) -> Result<(), OrchestrationError> {
     let mut inputs: HashMap<TaskUuid, Vec<Input>> = HashMap::new();
     for message in messages {
@@ -152,7 +153,7 @@ async fn apply_batch(
                     .push(Input::RetryDue(p));
             }
             Err(err) => {
-                tracing::warn!(msg_id = message.id, error = %err, "dropping unreadable orchestration message");
+                tracing::warn!(receipt = %message.receipt, error = %err, "dropping unreadable orchestration message");
                 batch.report.ignored += 1;
             }
         }

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tasker_messaging::{PollTimer, ReceivedMessage, Subscription};
+use tasker_messaging::{Delivery, PollTimer, Subscription};
 use tasker_types::messages::QueueName;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -129,12 +129,12 @@ async fn writer(shared: Arc<Shared>, wake: Arc<Notify>, shutdown: CancellationTo
 /// One bad message must not hold up the others: the failed batch rolled
 /// back, so hide its messages from other writers, then apply each on its
 /// own; one that still fails stays hidden for a while.
-async fn retry_one_by_one(shared: &Shared, messages: Vec<ReceivedMessage>) {
+async fn retry_one_by_one(shared: &Shared, messages: Vec<Delivery>) {
     let queue = QueueName::step_results();
-    let ids: Vec<_> = messages.iter().map(|m| m.id).collect();
+    let receipts: Vec<_> = messages.iter().map(|m| m.receipt).collect();
     if let Err(err) = shared
         .queue
-        .extend_visibility(&queue, &ids, FAILED_MESSAGE_BACKOFF)
+        .nack_many(&queue, &receipts, FAILED_MESSAGE_BACKOFF)
         .await
     {
         tracing::warn!(error = %err, "cannot hide a failed batch; its messages return at once");
@@ -144,7 +144,7 @@ async fn retry_one_by_one(shared: &Shared, messages: Vec<ReceivedMessage>) {
         match process_batch(shared, std::slice::from_ref(&message)).await {
             Ok(report) => after_commit(shared, &report, 1),
             Err(err) => {
-                tracing::error!(msg_id = message.id, error = %err,
+                tracing::error!(receipt = %message.receipt, error = %err,
                     "applying orchestration message failed; retrying it later");
             }
         }

@@ -7,6 +7,10 @@
 //! in the transaction that sends their pointers, so a step is re-driven at
 //! most once per `after`, and a rolled-back sweep sends nothing. One
 //! orchestrator sweeps at a time (transaction-scoped advisory lock).
+//!
+//! The leader also relays outbox rows older than `redrive.outbox_after`:
+//! sends a process committed but died before making (ADR 011). They are
+//! relayed long before their steps would count as lost.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +34,8 @@ pub struct RedriveReport {
     pub leader: bool,
     /// Steps re-driven, by kind (`dispatch`, `lease_expired`, `result`, `retry`).
     pub by_kind: BTreeMap<&'static str, usize>,
+    /// Outbox rows relayed (left behind by processes that died).
+    pub outbox_relayed: usize,
 }
 
 impl RedriveReport {
@@ -44,8 +50,9 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let interval = shared.config.redrive.check_interval;
     super::every(interval, shutdown, || async {
         match sweep(&shared, Utc::now()).await {
-            Ok(report) if report.total() > 0 => {
-                tracing::warn!(redriven = ?report.by_kind, "re-sent lost step pointers");
+            Ok(report) if report.total() > 0 || report.outbox_relayed > 0 => {
+                tracing::warn!(redriven = ?report.by_kind, outbox_relayed = report.outbox_relayed,
+                    "re-sent lost step pointers");
             }
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "re-drive sweep failed"),
@@ -81,6 +88,14 @@ pub(crate) async fn sweep(
     for (kind, count) in &report.by_kind {
         metrics::counter!("tasker_redriven_steps_total", "kind" => *kind).increment(*count as u64);
     }
+    report.outbox_relayed = tasker_messaging::relay_outbox(
+        shared.queue.as_ref(),
+        &shared.pool,
+        config.outbox_after,
+        config.batch_size.get(),
+    )
+    .await?;
+    metrics::counter!("tasker_outbox_relayed_total").increment(report.outbox_relayed as u64);
     Ok(report)
 }
 

@@ -171,11 +171,7 @@ async fn a_duplicate_decision_result_creates_nothing_twice() {
         .unwrap();
     stack.queue.commit_staged(unit.into_staged()).await.unwrap();
     eventually(LIMIT, "the duplicates to be consumed", || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pgmq.q_orchestration_step_results")
-            .fetch_one(stack.pool())
-            .await
-            .unwrap()
-            == 0
+        stack.queued(&QueueName::step_results()).await == 0
     })
     .await;
     assert_eq!(names(&stack, task.task_uuid).await, before);

@@ -107,9 +107,18 @@ impl Foreign {
 
 fn config(stack: &Stack, overrides: &[(&str, toml::Value)]) -> TaskerConfig {
     let url = stack.db.url();
+    let prefix = stack.prefix().to_owned();
+    // The embedded worker connects as a process would: to the stack's
+    // database and queue backend (and, on RabbitMQ, the stack's queues).
     let mut loader = ConfigLoader::new()
         .environment("test")
-        .vars(move |name| (name == "DATABASE_URL").then(|| url.clone()));
+        .vars(move |name| match name {
+            "DATABASE_URL" => Some(url.clone()),
+            "TASKER_MESSAGING_BACKEND" => Some(super::support::backend()),
+            "TASKER_RABBITMQ_QUEUE_PREFIX" => Some(prefix.clone()),
+            "RABBITMQ_URL" => std::env::var("RABBITMQ_URL").ok(),
+            _ => None,
+        });
     for (key, value) in overrides {
         loader = loader.set(*key, value.clone());
     }

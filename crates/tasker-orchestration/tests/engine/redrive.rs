@@ -29,13 +29,7 @@ fn quick_redrive() -> TaskerConfig {
 }
 
 async fn purge(stack: &Stack, queue: &QueueName) {
-    sqlx::query("SELECT pgmq.purge_queue($1)")
-        .bind(queue.as_str())
-        .execute(stack.pool())
-        .await
-        .unwrap();
-    let depth = stack.queue.depth(queue).await.unwrap();
-    assert_eq!(depth.total, 0, "{queue} is empty");
+    stack.purge(queue).await;
 }
 
 #[tokio::test]

@@ -13,10 +13,11 @@ use tasker_db::named_task;
 use tasker_db::task::{self, TaskRow};
 use tasker_db::testing::TestDb;
 use tasker_db::workflow_step::{self, StepRow};
-use tasker_messaging::{MessageQueue, PgmqQueue};
+use tasker_messaging::{MessageQueue, Outboxed, PgmqQueue, RabbitQueue, RabbitSettings, ack_now};
 use tasker_orchestration::Orchestrator;
 use tasker_types::api::TaskRequest;
 use tasker_types::ids::TaskUuid;
+use tasker_types::messages::QueueName;
 use tasker_types::template::TaskTemplate;
 use tasker_worker::{HandlerRegistry, Worker};
 use tokio::task::JoinHandle;
@@ -37,6 +38,34 @@ pub(crate) fn test_config() -> TaskerConfig {
         .vars(|_| None)
         .load()
         .unwrap()
+}
+
+/// The queue provider the engine suite runs on, from
+/// `TASKER_TEST_MESSAGING_BACKEND`: `pgmq` (the default) or `rabbitmq`
+/// (behind the outbox, as `tasker_messaging::connect` builds it, on the
+/// broker at `RABBITMQ_URL`).
+pub(crate) fn backend() -> String {
+    std::env::var("TASKER_TEST_MESSAGING_BACKEND").unwrap_or_else(|_| "pgmq".into())
+}
+
+/// A provider over `pool` — for RabbitMQ, a connection of its own (as a
+/// separate process would have) to queues named with `prefix`, which the
+/// broker deletes a while after the test.
+pub(crate) fn queue_for(pool: &PgPool, prefix: &str) -> Arc<dyn MessageQueue> {
+    match backend().as_str() {
+        "pgmq" => Arc::new(PgmqQueue::new(pool.clone())),
+        "rabbitmq" => {
+            let rabbit = RabbitQueue::new(RabbitSettings {
+                url: std::env::var("RABBITMQ_URL")
+                    .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+                prefetch: 100,
+                queue_prefix: prefix.to_owned(),
+                queue_expires: Some(Duration::from_secs(600)),
+            });
+            Arc::new(Outboxed::new(Arc::new(rabbit), pool.clone()))
+        }
+        other => panic!("TASKER_TEST_MESSAGING_BACKEND={other}: expected pgmq or rabbitmq"),
+    }
 }
 
 /// A running component: stop it politely, or kill its runtime.
@@ -74,6 +103,8 @@ impl Drop for Running {
 
 pub(crate) struct Stack {
     pub(crate) db: TestDb,
+    /// This stack's RabbitMQ queue prefix (unused on pgmq).
+    prefix: String,
     pub(crate) queue: Arc<dyn MessageQueue>,
     pub(crate) config: TaskerConfig,
     pub(crate) orchestrator: Orchestrator,
@@ -89,7 +120,8 @@ impl Stack {
     pub(crate) async fn with_config(config: TaskerConfig) -> Self {
         init_tracing();
         let db = TestDb::new().await.unwrap();
-        let queue: Arc<dyn MessageQueue> = Arc::new(PgmqQueue::new(db.pool().clone()));
+        let prefix = format!("engine-{}", uuid::Uuid::now_v7().simple());
+        let queue = queue_for(db.pool(), &prefix);
         let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/tasks");
         tasker_worker::register_template_files(db.pool(), queue.as_ref(), &[examples])
             .await
@@ -98,6 +130,7 @@ impl Stack {
         orchestrator.prepare().await.unwrap();
         Self {
             db,
+            prefix,
             queue,
             config,
             orchestrator,
@@ -106,6 +139,41 @@ impl Stack {
 
     pub(crate) fn pool(&self) -> &PgPool {
         self.db.pool()
+    }
+
+    /// This stack's RabbitMQ queue prefix.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Removes every message from `queue` (as an operator deleting them by
+    /// hand would), whatever the provider.
+    pub(crate) async fn purge(&self, queue: &QueueName) {
+        let started = Instant::now();
+        loop {
+            let got = self
+                .queue
+                .receive(queue, 100, Duration::from_secs(60))
+                .await
+                .unwrap();
+            let receipts: Vec<_> = got.iter().map(|d| d.receipt).collect();
+            ack_now(self.queue.as_ref(), queue, &receipts)
+                .await
+                .unwrap();
+            if got.is_empty() && self.queue.depth(queue).await.unwrap().total == 0 {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{queue} would not empty"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// How many messages `queue` holds.
+    pub(crate) async fn queued(&self, queue: &QueueName) -> u64 {
+        self.queue.depth(queue).await.unwrap().total
     }
 
     /// Registers a template given as YAML.
@@ -192,6 +260,7 @@ impl Stack {
             .build()
             .unwrap();
         let options = self.db.connect_options();
+        let prefix = self.prefix.clone();
         let stop = CancellationToken::new();
         runtime.spawn({
             let stop = stop.clone();
@@ -201,7 +270,7 @@ impl Stack {
                     .connect_with(options)
                     .await
                     .unwrap();
-                let queue: Arc<dyn MessageQueue> = Arc::new(PgmqQueue::new(pool.clone()));
+                let queue = queue_for(&pool, &prefix);
                 component(pool, queue, stop).await;
             }
         });

@@ -45,10 +45,7 @@ pub(crate) async fn claim_batch(
     let mut tx = shared.pool.begin().await?;
     let (messages, taking) = {
         let mut unit = QueueTx::join(&mut tx);
-        let taken = shared
-            .queue
-            .take_many_in(&mut unit, queue, max, lease)
-            .await?;
+        let taken = shared.queue.take_in(&mut unit, queue, max, lease).await?;
         (taken, unit.into_staged())
     };
     if messages.is_empty() {
@@ -65,7 +62,7 @@ pub(crate) async fn claim_batch(
                 first_message.entry(pointer.step_uuid).or_insert(pointer);
             }
             Err(err) => {
-                tracing::warn!(msg_id = message.id, error = %err, "dropping unreadable step message");
+                tracing::warn!(receipt = %message.receipt, error = %err, "dropping unreadable step message");
             }
         }
     }

@@ -84,7 +84,7 @@ async fn drain(
     loop {
         // One cheap query finds the queues worth reading, so an idle worker
         // serving many namespaces costs one statement per poll, not one each.
-        let ready = match shared.queue.visible(queues).await {
+        let ready = match shared.queue.pending(queues).await {
             Ok(ready) => ready,
             Err(err) => {
                 tracing::warn!(error = %err, "checking worker queues failed");
