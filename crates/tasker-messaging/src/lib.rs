@@ -55,7 +55,7 @@ pub use outbox::{Outboxed, relay_outbox};
 pub use pgmq::{PgmqQueue, channel_for};
 pub use queue::{
     Capabilities, Delivery, MessageQueue, PollTimer, QueueDepth, Receipt, Subscription, WakeUp,
-    ack_now, send_now,
+    ack_now, send_now, settle_after_commit,
 };
 pub use rabbitmq::{RabbitQueue, RabbitSettings};
 pub use unit::{QueueTx, Staged};

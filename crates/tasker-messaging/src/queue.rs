@@ -269,6 +269,26 @@ pub(crate) fn check_delay(
     }
 }
 
+/// Applies `staged` once the caller's transaction has committed, logging
+/// rather than returning a failure: the committed state is the record, so
+/// the operation succeeded, and whatever did not go out now is recovered —
+/// outbox rows by the outbox sweep, lost pointers by the re-drive sweep,
+/// unacknowledged deliveries by their return (consumers ignore duplicates).
+/// Returns whether everything was applied.
+pub async fn settle_after_commit(queue_provider: &dyn MessageQueue, staged: Staged) -> bool {
+    if staged.is_empty() {
+        return true;
+    }
+    match queue_provider.commit_staged(staged).await {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::warn!(provider = queue_provider.provider(), error = %err,
+                "committed, but the queue did not take every send or acknowledgement; the sweeps will recover them");
+            false
+        }
+    }
+}
+
 /// Sends `messages` at once, outside any caller transaction.
 ///
 /// # Errors

@@ -106,7 +106,7 @@ pub(crate) async fn create_task(
     queue_pointers(&mut batch, &evaluation)?;
     let (staged, _) = batch.flush(&mut tx).await?;
     tx.commit().await?;
-    shared.queue.commit_staged(staged).await?;
+    tasker_messaging::settle_after_commit(shared.queue.as_ref(), staged).await;
     let (task_uuid, correlation_id) = (created.task.task_uuid, created.task.correlation_id);
     let enqueued = evaluation.sends.len();
     metrics::counter!("tasker_tasks_created_total", "namespace" => created.task.namespace.clone())

@@ -127,7 +127,7 @@ async fn apply_and_commit(
     apply_batch(&mut batch, &mut tx, messages).await?;
     let (flushed, report) = batch.flush(&mut tx).await?;
     tx.commit().await?;
-    shared.queue.commit_staged(earlier.and(flushed)).await?;
+    tasker_messaging::settle_after_commit(shared.queue.as_ref(), earlier.and(flushed)).await;
     Ok(report)
 }
 

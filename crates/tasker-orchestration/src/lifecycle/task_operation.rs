@@ -69,6 +69,6 @@ async fn apply_once(
     .await?;
     let (staged, report) = batch.flush(&mut tx).await?;
     tx.commit().await?;
-    shared.queue.commit_staged(staged).await?;
+    tasker_messaging::settle_after_commit(shared.queue.as_ref(), staged).await;
     Ok((task_row, report))
 }

@@ -84,7 +84,7 @@ pub(crate) async fn sweep(
     }
     let staged = out.flush(shared.queue.as_ref(), &mut tx).await?;
     tx.commit().await?;
-    shared.queue.commit_staged(staged).await?;
+    tasker_messaging::settle_after_commit(shared.queue.as_ref(), staged).await;
     for (kind, count) in &report.by_kind {
         metrics::counter!("tasker_redriven_steps_total", "kind" => *kind).increment(*count as u64);
     }

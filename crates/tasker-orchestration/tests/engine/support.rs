@@ -51,8 +51,8 @@ pub(crate) fn backend() -> String {
 /// A provider over `pool` — for RabbitMQ, a connection of its own (as a
 /// separate process would have) to queues named with `prefix`, which the
 /// broker deletes a while after the test.
-pub(crate) fn queue_for(pool: &PgPool, prefix: &str) -> Arc<dyn MessageQueue> {
-    match backend().as_str() {
+pub(crate) fn queue_for(backend: &str, pool: &PgPool, prefix: &str) -> Arc<dyn MessageQueue> {
+    match backend {
         "pgmq" => Arc::new(PgmqQueue::new(pool.clone())),
         "rabbitmq" => {
             let rabbit = RabbitQueue::new(RabbitSettings {
@@ -103,6 +103,8 @@ impl Drop for Running {
 
 pub(crate) struct Stack {
     pub(crate) db: TestDb,
+    /// The queue backend (`pgmq` or `rabbitmq`).
+    backend: String,
     /// This stack's RabbitMQ queue prefix (unused on pgmq).
     prefix: String,
     pub(crate) queue: Arc<dyn MessageQueue>,
@@ -118,10 +120,15 @@ impl Stack {
     }
 
     pub(crate) async fn with_config(config: TaskerConfig) -> Self {
+        Self::on_backend(&backend(), config).await
+    }
+
+    /// A stack on `backend`, whatever the suite runs on.
+    pub(crate) async fn on_backend(backend: &str, config: TaskerConfig) -> Self {
         init_tracing();
         let db = TestDb::new().await.unwrap();
         let prefix = format!("engine-{}", uuid::Uuid::now_v7().simple());
-        let queue = queue_for(db.pool(), &prefix);
+        let queue = queue_for(backend, db.pool(), &prefix);
         let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/tasks");
         tasker_worker::register_template_files(db.pool(), queue.as_ref(), &[examples])
             .await
@@ -130,6 +137,7 @@ impl Stack {
         orchestrator.prepare().await.unwrap();
         Self {
             db,
+            backend: backend.to_owned(),
             prefix,
             queue,
             config,
@@ -261,6 +269,7 @@ impl Stack {
             .unwrap();
         let options = self.db.connect_options();
         let prefix = self.prefix.clone();
+        let backend = self.backend.clone();
         let stop = CancellationToken::new();
         runtime.spawn({
             let stop = stop.clone();
@@ -270,7 +279,7 @@ impl Stack {
                     .connect_with(options)
                     .await
                     .unwrap();
-                let queue = queue_for(&pool, &prefix);
+                let queue = queue_for(&backend, &pool, &prefix);
                 component(pool, queue, stop).await;
             }
         });

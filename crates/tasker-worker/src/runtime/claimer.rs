@@ -50,7 +50,7 @@ pub(crate) async fn claim_batch(
     };
     if messages.is_empty() {
         tx.commit().await?;
-        shared.queue.commit_staged(taking).await?;
+        tasker_messaging::settle_after_commit(shared.queue.as_ref(), taking).await;
         return Ok(Vec::new());
     }
 
@@ -107,7 +107,7 @@ pub(crate) async fn claim_batch(
         }
         let staged = unit.into_staged();
         tx.commit().await?;
-        shared.queue.commit_staged(taking.and(staged)).await?;
+        tasker_messaging::settle_after_commit(shared.queue.as_ref(), taking.and(staged)).await;
     }
     Ok(contexts
         .into_iter()

@@ -151,7 +151,7 @@ async fn write(shared: &WorkerShared, batch: &[Completion]) -> Result<(), Worker
     }
     let staged = unit.into_staged();
     tx.commit().await?;
-    shared.queue.commit_staged(staged).await?;
+    tasker_messaging::settle_after_commit(shared.queue.as_ref(), staged).await;
     tracing::debug!(batch_size = batch.len(), "step results written");
     Ok(())
 }
