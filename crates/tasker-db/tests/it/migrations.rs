@@ -24,6 +24,7 @@ async fn migrate_is_idempotent_and_installs_pgmq_and_the_schema() {
     assert_eq!(
         tables,
         [
+            "message_outbox",
             "named_tasks",
             "task_namespaces",
             "task_transitions",
