@@ -26,6 +26,7 @@ pub(crate) struct RawWorker {
     completion_channel_capacity: usize,
     completion_batch_size: usize,
     completion_flush_interval_ms: u64,
+    domain_event_capacity: usize,
     shutdown_timeout_ms: u64,
 }
 
@@ -52,6 +53,9 @@ pub struct WorkerConfig {
     pub completion_batch_size: NonZeroUsize,
     /// Longest an outcome waits for companions.
     pub completion_flush_interval: Duration,
+    /// Fast domain events each in-process subscriber can fall behind by
+    /// before the oldest are dropped (and counted).
+    pub domain_event_capacity: NonZeroUsize,
     /// Soft-shutdown budget.
     pub shutdown_timeout: Duration,
 }
@@ -126,6 +130,11 @@ impl RawWorker {
                 self.completion_flush_interval_ms,
                 0,
                 10_000,
+            )?,
+            domain_event_capacity: non_zero(
+                &k("domain_event_capacity"),
+                self.domain_event_capacity,
+                1_000_000,
             )?,
             shutdown_timeout: millis(
                 &k("shutdown_timeout_ms"),

@@ -74,6 +74,9 @@ pub(crate) enum Command {
     /// Inspect and resolve dead-letter-queue entries (tasks that need a person).
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Read durable domain events from the queue backend (no server needed).
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Show the server's health.
     Health,
     /// Check and print configuration.
@@ -435,6 +438,30 @@ pub(crate) enum AuthCommand {
         #[arg(long, env = "TASKER_API_KEY_TO_HASH", hide_env_values = true)]
         key: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EventsCommand {
+    /// Print (and consume) a namespace's durable domain events, oldest first.
+    Tail(TailArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TailArgs {
+    /// The namespace whose `<namespace>_domain_events` queue to read.
+    #[arg(long, short = 'n')]
+    pub(crate) namespace: String,
+    /// Stop after this many events.
+    #[arg(long, short = 'c')]
+    pub(crate) count: Option<usize>,
+    /// Keep waiting for new events (until Ctrl-C) instead of stopping when
+    /// none are waiting.
+    #[arg(long, short = 'f')]
+    pub(crate) follow: bool,
+    /// The environment whose configuration names the database and queue
+    /// backend (default: TASKER_ENV, else development).
+    #[arg(long, short = 'e')]
+    pub(crate) environment: Option<String>,
 }
 
 #[derive(Debug, Args)]

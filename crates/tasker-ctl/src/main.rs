@@ -74,6 +74,7 @@ async fn run(cli: Cli) -> CtlResult {
             commands::template::run(&client()?, cli.output, command).await
         }
         Command::Dlq(command) => commands::dlq::run(&client()?, cli.output, command).await,
+        Command::Events(command) => commands::events::run(cli.output, command).await,
         Command::Health => commands::health::run(&client()?, cli.output).await,
         Command::Config(command) => commands::config::run(cli.output, command),
         Command::Dev(args) => {

@@ -109,16 +109,27 @@ impl RetryPolicy {
         jitter_spread: f64,
         jitter: &mut impl Jitter,
     ) -> RetryDecision {
+        match self.give_up_reason(attempt, error_retryable) {
+            Some(reason) => RetryDecision::GiveUp(reason),
+            None => {
+                RetryDecision::RetryAfter(self.delay_after(attempt, hint, jitter_spread, jitter))
+            }
+        }
+    }
+
+    /// Why failed attempt `attempt` (1-based) is the last one, or `None`
+    /// when another attempt follows: the rule [`RetryPolicy::decide`]
+    /// applies, without the delay.
+    pub fn give_up_reason(&self, attempt: u32, error_retryable: bool) -> Option<GiveUpReason> {
         if !error_retryable {
-            return RetryDecision::GiveUp(GiveUpReason::PermanentError);
+            Some(GiveUpReason::PermanentError)
+        } else if !self.retryable {
+            Some(GiveUpReason::NotRetryable)
+        } else if attempt >= self.max_attempts {
+            Some(GiveUpReason::AttemptsExhausted)
+        } else {
+            None
         }
-        if !self.retryable {
-            return RetryDecision::GiveUp(GiveUpReason::NotRetryable);
-        }
-        if attempt >= self.max_attempts {
-            return RetryDecision::GiveUp(GiveUpReason::AttemptsExhausted);
-        }
-        RetryDecision::RetryAfter(self.delay_after(attempt, hint, jitter_spread, jitter))
     }
 
     /// The delay before the attempt that follows failed attempt `attempt`.

@@ -31,6 +31,7 @@ pub mod auth;
 pub mod backoff;
 pub mod dag;
 pub mod dlq;
+pub mod domain_event;
 pub mod expansion;
 pub mod identity;
 pub mod ids;

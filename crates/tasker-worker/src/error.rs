@@ -18,6 +18,9 @@ pub enum WorkerError {
     /// A template file is invalid.
     #[error("{0}")]
     Template(#[from] TemplateErrors),
+    /// A name that cannot be a queue (an invalid namespace).
+    #[error("invalid namespace: {0}")]
+    InvalidNamespace(String),
     /// A template file or directory could not be read.
     #[error("cannot read templates at {path}: {source}")]
     Io {

@@ -34,6 +34,7 @@ mod builtins;
 mod context;
 pub mod dispatch;
 mod error;
+pub mod events;
 mod handler;
 mod registry;
 mod runtime;

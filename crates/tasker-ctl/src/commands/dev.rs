@@ -23,7 +23,7 @@ fn failed(err: anyhow::Error) -> Failure {
     Failure::new(FAILED, format!("{err:#}"))
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     if let Ok(mut terminate) =

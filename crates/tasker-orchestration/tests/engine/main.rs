@@ -7,6 +7,7 @@
 mod batches;
 mod cancel;
 mod decisions;
+mod events;
 mod foreign;
 mod recovery;
 mod redrive;

@@ -229,6 +229,12 @@ impl Stack {
         config: TaskerConfig,
     ) -> Running {
         let worker = Worker::new(self.pool().clone(), self.queue.clone(), config, registry);
+        self.run_worker(worker)
+    }
+
+    /// Starts `worker` (built by the caller, who may keep a clone to watch
+    /// it) on the test's runtime.
+    pub(crate) fn run_worker(&self, worker: Worker) -> Running {
         let stop = CancellationToken::new();
         let handle = tokio::spawn({
             let stop = stop.clone();

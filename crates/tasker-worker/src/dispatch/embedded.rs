@@ -104,6 +104,18 @@ impl std::fmt::Debug for EmbeddedWorker {
 }
 
 impl EmbeddedWorker {
+    /// Fast domain events of the steps this worker runs — the hook a
+    /// foreign runtime uses for in-process subscribers: read them on a
+    /// thread of its own with [`crate::events::EventSubscription::blocking_recv`].
+    pub fn subscribe_events(&self) -> crate::events::EventSubscription {
+        self.worker.subscribe_events()
+    }
+
+    /// What this worker published and dropped since it started.
+    pub fn event_stats(&self) -> crate::events::EventStats {
+        self.worker.event_stats()
+    }
+
     /// Connects, registers the configured templates and starts serving:
     /// the worker listens on every namespace whose callables it has (or the
     /// configured ones). Blocks until it runs; call it without holding an

@@ -1,12 +1,13 @@
 //! Writes finished attempts in batches: one transaction stores each result
 //! (fenced by its attempt), records the audit row, sends the result pointer
-//! to orchestration and deletes the worker message. A stale attempt's result
-//! is rejected and its message deleted.
+//! to orchestration, and sends the attempt's durable domain events; after
+//! the commit its fast events go to in-process subscribers. A stale
+//! attempt's result is rejected, and its events with it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use tasker_db::DbError;
 use tasker_db::result_audit::{self, AuditEntry, AuditOutcome};
@@ -17,9 +18,11 @@ use tasker_types::messages::{OrchestrationMessage, QueueName, StepAttempt};
 use tasker_types::outcome::StepOutcome;
 use tokio::sync::mpsc;
 
+use super::event_plan::PlannedEvent;
 use super::executor::Completion;
 use super::shared::WorkerShared;
 use crate::error::WorkerError;
+use crate::events::EventCounters;
 
 /// Attempts at writing one batch before its steps are left to lease expiry.
 const WRITE_TRIES: u32 = 5;
@@ -99,6 +102,7 @@ async fn write(shared: &WorkerShared, batch: &[Completion]) -> Result<(), Worker
             }
         }
     }
+    let unavailable = ensure_event_queues(shared, batch).await;
     let mut tx = shared.pool.begin().await?;
     let accepted: HashSet<StepUuid> = workflow_step_change::apply(&mut tx, &changes, &ctx)
         .await?
@@ -149,9 +153,87 @@ async fn write(shared: &WorkerShared, batch: &[Completion]) -> Result<(), Worker
             )
             .await?;
     }
+    let published = events_of_accepted(batch, &accepted);
+    let mut durable: BTreeMap<&QueueName, Vec<serde_json::Value>> = BTreeMap::new();
+    let mut dropped = 0;
+    for planned in published.iter().filter(|p| p.durable) {
+        if unavailable.contains(&planned.queue) {
+            dropped += 1;
+            continue;
+        }
+        durable
+            .entry(&planned.queue)
+            .or_default()
+            .push(serde_json::to_value(&planned.event).map_err(corrupt)?);
+    }
+    for (queue, events) in &durable {
+        shared
+            .queue
+            .send_many(&mut unit, queue, events, Duration::ZERO)
+            .await?;
+    }
     let staged = unit.into_staged();
     tx.commit().await?;
     tasker_messaging::settle_after_commit(shared.queue.as_ref(), staged).await;
+    let counters = &shared.events.counters;
+    EventCounters::add(
+        &counters.published_durable,
+        durable.values().map(Vec::len).sum(),
+    );
+    EventCounters::add(&counters.dropped_unavailable, dropped);
+    for planned in published.into_iter().filter(|p| p.fast) {
+        shared.events.publish(planned.event.clone());
+    }
     tracing::debug!(batch_size = batch.len(), "step results written");
     Ok(())
+}
+
+/// The planned events of the attempts whose results were accepted, in
+/// batch order.
+fn events_of_accepted<'b>(
+    batch: &'b [Completion],
+    accepted: &HashSet<StepUuid>,
+) -> Vec<&'b PlannedEvent> {
+    batch
+        .iter()
+        .filter(|c| accepted.contains(&c.step))
+        .flat_map(|c| &c.events)
+        .collect()
+}
+
+/// Makes sure every durable event queue the batch needs exists, outside
+/// the result transaction. Returns those that could not be created: their
+/// events are dropped (and counted), never the results.
+async fn ensure_event_queues(shared: &WorkerShared, batch: &[Completion]) -> HashSet<QueueName> {
+    let needed: HashSet<&QueueName> = batch
+        .iter()
+        .flat_map(|c| &c.events)
+        .filter(|p| p.durable)
+        .map(|p| &p.queue)
+        .collect();
+    let mut unavailable = HashSet::new();
+    for queue in needed {
+        let known = shared
+            .event_queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(queue);
+        if known {
+            continue;
+        }
+        match shared.queue.ensure_queue(queue).await {
+            Ok(()) => {
+                shared
+                    .event_queues
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(queue.clone());
+            }
+            Err(err) => {
+                tracing::warn!(queue = %queue, error = %err, "cannot create the domain event queue; its events are dropped");
+                unavailable.insert(queue.clone());
+            }
+        }
+    }
+    unavailable
 }

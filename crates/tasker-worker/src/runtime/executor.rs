@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::claimer::Claimed;
+use super::event_plan::PlannedEvent;
 use super::shared::{InFlightEntry, WorkerShared};
 use crate::attempt::AttemptControl;
 use crate::context::{StepContext, StepContextData};
@@ -30,6 +31,8 @@ pub(crate) struct Completion {
     pub(crate) outcome: StepOutcome,
     pub(crate) started_at: DateTime<Utc>,
     pub(crate) finished_at: DateTime<Utc>,
+    /// Domain events to publish if the result is accepted.
+    pub(crate) events: Vec<PlannedEvent>,
 }
 
 /// Runs one claimed step. The permit returns when its outcome is handed on
@@ -69,6 +72,9 @@ pub(crate) async fn execute(
         .await;
         match outcome {
             Some(outcome) => {
+                let events =
+                    super::event_plan::plan(&shared, &claimed.context, claimed.attempt, &outcome)
+                        .await;
                 let completion = Completion {
                     step,
                     task: claimed.context.task_uuid,
@@ -77,6 +83,7 @@ pub(crate) async fn execute(
                     outcome,
                     started_at,
                     finished_at: Utc::now(),
+                    events,
                 };
                 if completions.send(completion).await.is_err() {
                     shared.in_flight.remove(step, claimed.attempt);

@@ -6,6 +6,7 @@
 pub(crate) mod claimer;
 pub(crate) mod completer;
 pub(crate) mod control;
+pub(crate) mod event_plan;
 pub(crate) mod executor;
 pub(crate) mod leases;
 pub(crate) mod producer;
@@ -67,6 +68,17 @@ impl Worker {
         Self {
             shared: Arc::new(WorkerShared::new(pool, queue, Arc::new(registry), config)),
         }
+    }
+
+    /// Fast domain events (`delivery_mode: fast` or `broadcast`) of the
+    /// steps this worker runs, from now on (SPEC §4.9).
+    pub fn subscribe_events(&self) -> crate::events::EventSubscription {
+        self.shared.events.subscribe()
+    }
+
+    /// What this worker published and dropped since it started.
+    pub fn event_stats(&self) -> crate::events::EventStats {
+        self.shared.events.stats()
     }
 
     /// This worker's id, as recorded in claims and transition rows.

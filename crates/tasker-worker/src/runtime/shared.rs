@@ -8,11 +8,13 @@ use tasker_config::TaskerConfig;
 use tasker_db::TransitionContext;
 use tasker_messaging::MessageQueue;
 use tasker_types::ids::{StepUuid, TaskUuid, TemplateUuid};
+use tasker_types::messages::QueueName;
 use tasker_types::schema::CompiledSchema;
-use tasker_types::template::{StepDefinition, TaskTemplate};
+use tasker_types::template::{EventDeclaration, StepDefinition, TaskTemplate};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::events::EventBus;
 use crate::registry::HandlerRegistry;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -83,7 +85,13 @@ pub(crate) struct WorkerShared {
     /// abandoned (their leases expire and other workers re-claim).
     pub(crate) hard_stop: CancellationToken,
     result_schemas: SchemaCache,
+    /// Compiled event payload schemas, by template and `step#event`.
+    event_schemas: SchemaCache,
     templates: TemplateCache,
+    /// Fast domain events and the publication counters.
+    pub(crate) events: EventBus,
+    /// `<namespace>_domain_events` queues known to exist.
+    pub(crate) event_queues: Mutex<std::collections::HashSet<QueueName>>,
 }
 
 impl WorkerShared {
@@ -99,6 +107,7 @@ impl WorkerShared {
             .clone()
             .unwrap_or_else(|| tasker_config::process_identity("worker"));
         let permits = Arc::new(Semaphore::new(config.worker.concurrency.get()));
+        let events = EventBus::new(config.worker.domain_event_capacity.get());
         Self {
             pool,
             queue,
@@ -110,7 +119,10 @@ impl WorkerShared {
             in_flight: InFlight::default(),
             hard_stop: CancellationToken::new(),
             result_schemas: Mutex::new(HashMap::new()),
+            event_schemas: Mutex::new(HashMap::new()),
             templates: Mutex::new(HashMap::new()),
+            events,
+            event_queues: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -160,5 +172,27 @@ impl WorkerShared {
             .map(Arc::new);
         lock(&self.result_schemas).insert(key, compiled.clone());
         Ok(compiled)
+    }
+
+    /// The compiled payload schema of a declared event (cached); `None`
+    /// when it declares none (or it does not compile, which registration
+    /// prevents).
+    pub(crate) async fn event_schema(
+        &self,
+        template: TemplateUuid,
+        step: &str,
+        declared: &EventDeclaration,
+    ) -> Option<Arc<CompiledSchema>> {
+        let key = (template, format!("{step}#{}", declared.name));
+        if let Some(cached) = lock(&self.event_schemas).get(&key) {
+            return cached.clone();
+        }
+        let compiled = declared
+            .schema
+            .as_ref()
+            .and_then(|schema| CompiledSchema::compile(schema).ok())
+            .map(Arc::new);
+        lock(&self.event_schemas).insert(key, compiled.clone());
+        compiled
     }
 }
