@@ -102,8 +102,16 @@ impl RawRabbit {
             key: format!("messaging.rabbitmq.{key}"),
             message,
         };
-        if !(self.url.starts_with("amqp://") || self.url.starts_with("amqps://")) {
-            return Err(invalid("url", "must start with amqp:// or amqps://".into()));
+        if self.url.starts_with("amqps://") {
+            return Err(invalid(
+                "url",
+                "amqps:// is not supported: this build speaks plain AMQP (amqp://); \
+                 terminate TLS in front of the broker or on a local proxy"
+                    .into(),
+            ));
+        }
+        if !self.url.starts_with("amqp://") {
+            return Err(invalid("url", "must start with amqp://".into()));
         }
         let prefetch = u16::try_from(self.prefetch)
             .ok()

@@ -69,6 +69,33 @@ fn tasker_env_picks_the_environment_and_development_is_the_default() {
 }
 
 #[test]
+fn rabbitmq_urls_are_checked_and_tls_is_refused_by_name() {
+    let config = loader("test", &[("RABBITMQ_URL", "amqp://u:p@broker:5672/%2f")])
+        .load()
+        .unwrap();
+    assert_eq!(config.messaging.rabbitmq.url, "amqp://u:p@broker:5672/%2f");
+    assert!(
+        !format!("{:?}", config.messaging.rabbitmq).contains("u:p"),
+        "no password in Debug"
+    );
+    let err = loader("test", &[("RABBITMQ_URL", "amqps://broker")])
+        .load()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("messaging.rabbitmq.url: amqps:// is not supported"),
+        "{err}"
+    );
+    let err = loader("test", &[("RABBITMQ_URL", "http://broker")])
+        .load()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "messaging.rabbitmq.url: must start with amqp://"
+    );
+}
+
+#[test]
 fn production_requires_database_url_from_the_environment() {
     let err = loader("production", &[]).load().unwrap_err();
     assert_eq!(
