@@ -93,7 +93,15 @@ async fn a_lost_result_pointer_is_re_sent_once_and_applied_once() {
         .redrive_lost_pointers(later)
         .await
         .unwrap();
-    assert_eq!(again.total(), 0, "re-driven once per threshold");
+    // The result is not sent again within the threshold. (Its step may
+    // have been applied meanwhile and its successor enqueued: seen from
+    // `later`, two minutes ahead, that one already looks lost — so only
+    // the result kind is checked.)
+    assert_eq!(
+        again.by_kind.get("result"),
+        None,
+        "re-driven once per threshold: {again:?}"
+    );
 
     assert_eq!(
         stack.finished(task.task_uuid, LIMIT).await.state,
