@@ -115,12 +115,61 @@ impl Credentials {
     }
 }
 
+/// How the client retries requests the server refused with 503 and
+/// `Retry-After` (SPEC §12 backpressure): at most `max_retries` times,
+/// waiting what the server asked but never more than `max_wait`. A request
+/// that is not idempotent (`POST`, `PATCH`) is retried only when the server
+/// says it refused it before doing anything (`circuit_open`,
+/// `backpressure`), so nothing is done twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first try; 0 turns retrying off.
+    pub max_retries: u32,
+    /// The longest single wait.
+    pub max_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 3,
+            max_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Error codes of requests refused before anything was done.
+const REFUSED_CODES: [&str; 2] = ["circuit_open", "backpressure"];
+
+impl RetryPolicy {
+    /// How long to wait before retry number `retry` (1-based) of a `method`
+    /// request answered `status` with error `code` and a `Retry-After` of
+    /// `retry_after` seconds; `None`: do not retry.
+    pub fn delay(
+        &self,
+        retry: u32,
+        method: &Method,
+        status: StatusCode,
+        code: Option<&str>,
+        retry_after: Option<u64>,
+    ) -> Option<Duration> {
+        if retry > self.max_retries || status != StatusCode::SERVICE_UNAVAILABLE {
+            return None;
+        }
+        let seconds = retry_after?;
+        let idempotent = !matches!(*method, Method::POST | Method::PATCH);
+        let refused = code.is_some_and(|c| REFUSED_CODES.contains(&c));
+        (idempotent || refused).then(|| Duration::from_secs(seconds).min(self.max_wait))
+    }
+}
+
 /// A Tasker REST client. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
     credentials: Credentials,
+    retry: RetryPolicy,
 }
 
 impl Client {
@@ -154,7 +203,15 @@ impl Client {
             http,
             base,
             credentials: Credentials::None,
+            retry: RetryPolicy::default(),
         })
+    }
+
+    /// The same client retrying refused requests as `policy` says.
+    #[must_use]
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
     }
 
     /// The same client sending `credentials` with every request.
@@ -186,36 +243,64 @@ impl Client {
         self.send_accepting(builder, &[]).await
     }
 
-    /// Sends, treating `also_ok` statuses as successes (e.g. 503 from readiness).
+    /// Sends, treating `also_ok` statuses as successes (e.g. 503 from
+    /// readiness), and retrying refusals as the [`RetryPolicy`] says.
     async fn send_accepting<T: DeserializeOwned>(
         &self,
-        builder: RequestBuilder,
+        mut builder: RequestBuilder,
         also_ok: &[StatusCode],
     ) -> Result<T, ClientError> {
         let transport = |source| ClientError::Transport {
             url: self.base.clone(),
             source,
         };
-        let response = builder.send().await.map_err(transport)?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(transport)?;
-        if status.is_success() || also_ok.contains(&status) {
-            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
-                status: status.as_u16(),
-                message: e.to_string(),
+        let method = builder
+            .try_clone()
+            .and_then(|b| b.build().ok())
+            .map(|r| r.method().clone());
+        let mut retry = 0;
+        loop {
+            retry += 1;
+            // Bodies here are JSON in memory, so a builder always clones;
+            // one that did not is simply sent once.
+            let again = builder.try_clone();
+            let response = builder.send().await.map_err(transport)?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let bytes = response.bytes().await.map_err(transport)?;
+            if status.is_success() || also_ok.contains(&status) {
+                return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+                    status: status.as_u16(),
+                    message: e.to_string(),
+                });
+            }
+            let error = match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(body) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: body.error.code,
+                    message: body.error.message,
+                    details: body.error.details,
+                },
+                Err(_) => ClientError::Decode {
+                    status: status.as_u16(),
+                    message: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+                },
+            };
+            let delay = method.as_ref().and_then(|m| {
+                self.retry
+                    .delay(retry, m, status, error.code(), retry_after)
             });
-        }
-        match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => Err(ClientError::Api {
-                status: status.as_u16(),
-                code: body.error.code,
-                message: body.error.message,
-                details: body.error.details,
-            }),
-            Err(_) => Err(ClientError::Decode {
-                status: status.as_u16(),
-                message: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
-            }),
+            match (delay, again) {
+                (Some(delay), Some(again)) => {
+                    tokio::time::sleep(delay).await;
+                    builder = again;
+                }
+                _ => return Err(error),
+            }
         }
     }
 
@@ -451,5 +536,72 @@ impl Client {
             &[StatusCode::SERVICE_UNAVAILABLE],
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UNAVAILABLE: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
+
+    #[test]
+    fn refusals_are_retried_after_the_servers_wait_capped_and_bounded() {
+        let policy = RetryPolicy {
+            max_retries: 2,
+            max_wait: Duration::from_secs(5),
+        };
+        let post = Method::POST;
+        assert_eq!(
+            policy.delay(1, &post, UNAVAILABLE, Some("backpressure"), Some(2)),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            policy.delay(2, &post, UNAVAILABLE, Some("circuit_open"), Some(60)),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            policy.delay(3, &post, UNAVAILABLE, Some("backpressure"), Some(1)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_post_that_may_have_run_is_not_retried_but_a_read_is() {
+        let policy = RetryPolicy::default();
+        // `unavailable` or `timeout`: the server may have done the work.
+        assert_eq!(
+            policy.delay(1, &Method::POST, UNAVAILABLE, Some("timeout"), Some(1)),
+            None
+        );
+        assert_eq!(
+            policy.delay(1, &Method::POST, UNAVAILABLE, Some("unavailable"), Some(1)),
+            None
+        );
+        assert_eq!(
+            policy.delay(1, &Method::GET, UNAVAILABLE, Some("unavailable"), Some(1)),
+            Some(Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn only_a_503_with_retry_after_is_retried() {
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.delay(1, &Method::GET, UNAVAILABLE, None, None), None);
+        assert_eq!(
+            policy.delay(
+                1,
+                &Method::GET,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                Some(1)
+            ),
+            None
+        );
+        let off = RetryPolicy {
+            max_retries: 0,
+            ..policy
+        };
+        assert_eq!(off.delay(1, &Method::GET, UNAVAILABLE, None, Some(1)), None);
     }
 }

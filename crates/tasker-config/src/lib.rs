@@ -23,7 +23,9 @@
 //! ```
 
 mod auth;
+mod backpressure;
 mod check;
+mod circuit_breakers;
 mod database;
 mod error;
 mod event_system;
@@ -45,6 +47,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 pub use auth::{ApiKeyConfig, AuthConfig};
+pub use backpressure::BackpressureConfig;
+pub use circuit_breakers::{BreakerConfig, CircuitBreakersConfig};
 pub use database::{DatabaseConfig, redact_url_password};
 pub use error::ConfigError;
 pub use event_system::{DeploymentMode, EventSystemConfig};
@@ -86,6 +90,10 @@ pub struct TaskerConfig {
     pub auth: AuthConfig,
     /// `[telemetry]`.
     pub telemetry: TelemetryConfig,
+    /// `[circuit_breakers]`.
+    pub circuit_breakers: CircuitBreakersConfig,
+    /// `[backpressure]`.
+    pub backpressure: BackpressureConfig,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +110,8 @@ struct RawConfig {
     grpc: grpc::RawGrpc,
     auth: auth::RawAuth,
     telemetry: telemetry::RawTelemetry,
+    circuit_breakers: circuit_breakers::RawCircuitBreakers,
+    backpressure: backpressure::RawBackpressure,
 }
 
 type VarLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -234,6 +244,8 @@ impl ConfigLoader {
             grpc: raw.grpc.validate()?,
             auth: raw.auth.validate()?,
             telemetry: raw.telemetry.validate()?,
+            circuit_breakers: raw.circuit_breakers.validate()?,
+            backpressure: raw.backpressure.validate()?,
         })
     }
 }

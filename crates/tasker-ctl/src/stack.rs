@@ -75,8 +75,11 @@ impl Stack {
             .await
             .context("migrating the database")?;
         // The configured provider, one value shared by the orchestrator and
-        // the worker (so even `in_memory` works within this process).
-        let queue = tasker_messaging::connect(&config.messaging, &pool);
+        // the worker (so even `in_memory` works within this process), as are
+        // the circuit breakers: one process, one view of the database.
+        let breakers = tasker_db::breakers::breakers(&config.circuit_breakers);
+        let queue =
+            tasker_messaging::connect_guarded(&config.messaging, &pool, &breakers.messaging);
         let examples: Vec<(String, String)> = tasker_rust_worker::examples::TEMPLATES
             .iter()
             .map(|(name, text)| (format!("examples/{name}"), (*text).to_owned()))
@@ -91,13 +94,24 @@ impl Stack {
         if bind.port() == 0 {
             config.grpc.bind_address.set_port(0);
         }
-        let orchestrator = Orchestrator::new(pool.clone(), queue.clone(), config.clone());
+        let orchestrator = Orchestrator::with_breakers(
+            pool.clone(),
+            queue.clone(),
+            config.clone(),
+            breakers.clone(),
+        );
         let server = Server::bind(orchestrator, &config).await?;
         let addr = server
             .local_addr()
             .context("the REST API is disabled in configuration")?;
         let grpc_addr = server.grpc_addr();
-        let worker = Worker::new(pool, queue, config, tasker_rust_worker::registry());
+        let worker = Worker::with_breakers(
+            pool,
+            queue,
+            config,
+            tasker_rust_worker::registry(),
+            breakers,
+        );
 
         let shutdown = CancellationToken::new();
         let running = vec![

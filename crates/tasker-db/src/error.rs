@@ -2,6 +2,7 @@
 //! (a conflict, a duplicate, a missing row) and infrastructure failures,
 //! transient or not, so callers retry without parsing strings.
 
+use tasker_types::breaker::Outage;
 use tasker_types::dlq::DlqStatus;
 use tasker_types::identity::IdentityError;
 use tasker_types::ids::{DlqEntryUuid, StepUuid, TaskUuid};
@@ -110,6 +111,24 @@ impl From<sqlx::Error> for DbError {
         }
     }
 }
+
+/// A transient failure other than contention: PostgreSQL did not answer
+/// (connection refused or lost, pool timeout, shutting down, out of
+/// connections). Serialization failures and deadlocks are answers.
+impl Outage for DbError {
+    fn is_outage(&self) -> bool {
+        match self {
+            DbError::Transient(sqlx::Error::Database(db)) => db
+                .code()
+                .is_some_and(|c| !CONTENTION_CODES.contains(&c.as_ref())),
+            DbError::Transient(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// SQLSTATEs of contention: retry, but the server is up.
+const CONTENTION_CODES: [&str; 2] = ["40001", "40P01"];
 
 /// SQLSTATEs that mean "try again": serialization failure, deadlock, admin
 /// shutdown, crash shutdown, cannot connect now, too many connections.

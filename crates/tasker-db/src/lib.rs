@@ -26,6 +26,8 @@ mod pool;
 mod transition;
 
 pub mod analytics;
+pub mod backlog;
+pub mod breakers;
 pub mod dev_cluster;
 pub mod dlq;
 pub mod execution_context;

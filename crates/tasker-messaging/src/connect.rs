@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 use tasker_config::{MessagingBackend, MessagingConfig};
+use tasker_types::breaker::CircuitBreaker;
 
+use crate::guarded::Guarded;
 use crate::in_memory::InMemoryQueue;
 use crate::outbox::Outboxed;
 use crate::pgmq::PgmqQueue;
@@ -21,8 +23,34 @@ const IN_MEMORY_WAKE_CAPACITY: usize = 1024;
 /// handed the same value share it). Does no I/O: RabbitMQ connects on
 /// first use.
 pub fn connect(config: &MessagingConfig, pool: &PgPool) -> Arc<dyn MessageQueue> {
+    build(config, pool, None)
+}
+
+/// As [`connect`], with `breaker` in front of the provider (SPEC §12).
+/// Behind the outbox, the breaker guards the broker and not the outbox
+/// writes: a result still commits while the broker is down, and is relayed
+/// when it is back.
+pub fn connect_guarded(
+    config: &MessagingConfig,
+    pool: &PgPool,
+    breaker: &CircuitBreaker,
+) -> Arc<dyn MessageQueue> {
+    build(config, pool, Some(breaker))
+}
+
+fn build(
+    config: &MessagingConfig,
+    pool: &PgPool,
+    breaker: Option<&CircuitBreaker>,
+) -> Arc<dyn MessageQueue> {
+    let guard = |inner: Arc<dyn MessageQueue>| -> Arc<dyn MessageQueue> {
+        match breaker {
+            Some(breaker) => Arc::new(Guarded::new(inner, breaker.clone())),
+            None => inner,
+        }
+    };
     match config.backend {
-        MessagingBackend::Pgmq => Arc::new(PgmqQueue::new(pool.clone())),
+        MessagingBackend::Pgmq => guard(Arc::new(PgmqQueue::new(pool.clone()))),
         MessagingBackend::RabbitMq => {
             let rabbit = RabbitQueue::new(RabbitSettings {
                 url: config.rabbitmq.url.clone(),
@@ -30,10 +58,10 @@ pub fn connect(config: &MessagingConfig, pool: &PgPool) -> Arc<dyn MessageQueue>
                 queue_prefix: config.rabbitmq.queue_prefix.clone(),
                 queue_expires: None,
             });
-            Arc::new(Outboxed::new(Arc::new(rabbit), pool.clone()))
+            Arc::new(Outboxed::new(guard(Arc::new(rabbit)), pool.clone()))
         }
         MessagingBackend::InMemory => Arc::new(Outboxed::new(
-            Arc::new(InMemoryQueue::new(IN_MEMORY_WAKE_CAPACITY)),
+            guard(Arc::new(InMemoryQueue::new(IN_MEMORY_WAKE_CAPACITY))),
             pool.clone(),
         )),
     }

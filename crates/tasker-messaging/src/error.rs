@@ -2,6 +2,9 @@
 //! happened (a missing queue, a failure worth retrying), never on which
 //! client library reported it.
 
+use std::time::Duration;
+
+use tasker_types::breaker::Outage;
 use tasker_types::messages::QueueName;
 
 /// The underlying cause, kept for logs and `source()` chains.
@@ -43,12 +46,35 @@ pub enum MessagingError {
     /// The provider was shut down.
     #[error("the message queue is closed")]
     Closed,
+    /// The messaging circuit breaker is open: the provider failed
+    /// repeatedly just now, so the call was not tried (SPEC §12).
+    #[error("the queue provider is unavailable (circuit breaker open); retry in {}s", retry_after.as_secs().max(1))]
+    CircuitOpen {
+        /// When the breaker next lets a call through.
+        retry_after: Duration,
+    },
 }
 
 impl MessagingError {
     /// Whether retrying may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, MessagingError::Transient { .. })
+        matches!(
+            self,
+            MessagingError::Transient { .. } | MessagingError::CircuitOpen { .. }
+        )
+    }
+
+    /// Whether this is PostgreSQL failing to answer (PGMQ and the outbox
+    /// live there): what the database breaker counts, where a broker's
+    /// outage is the messaging breaker's alone.
+    pub fn is_database_outage(&self) -> bool {
+        matches!(
+            self,
+            MessagingError::Transient {
+                provider: "postgresql",
+                ..
+            }
+        ) && self.is_outage()
     }
 
     pub(crate) fn transient(provider: &'static str, source: impl Into<Cause>) -> Self {
@@ -83,6 +109,24 @@ impl From<sqlx::Error> for MessagingError {
             MessagingError::transient("postgresql", err)
         } else {
             MessagingError::provider("postgresql", err)
+        }
+    }
+}
+
+/// SQLSTATEs that are contention, not an outage: the server answered.
+const CONTENTION_CODES: [&str; 2] = ["40001", "40P01"];
+
+/// A transient failure is an outage unless it is PostgreSQL contention (a
+/// serialization failure or deadlock); a breaker's own refusal is not one.
+impl Outage for MessagingError {
+    fn is_outage(&self) -> bool {
+        match self {
+            MessagingError::Transient { source, .. } => !matches!(
+                source.downcast_ref::<sqlx::Error>(),
+                Some(sqlx::Error::Database(db))
+                    if db.code().is_some_and(|c| CONTENTION_CODES.contains(&c.as_ref()))
+            ),
+            _ => false,
         }
     }
 }

@@ -38,6 +38,7 @@
 
 mod connect;
 mod error;
+mod guarded;
 mod in_memory;
 mod outbox;
 mod pgmq;
@@ -48,8 +49,9 @@ mod unit;
 #[cfg(feature = "testing")]
 pub mod conformance;
 
-pub use connect::connect;
+pub use connect::{connect, connect_guarded};
 pub use error::{Cause, MessagingError};
+pub use guarded::Guarded;
 pub use in_memory::InMemoryQueue;
 pub use outbox::{Outboxed, relay_outbox};
 pub use pgmq::{PgmqQueue, channel_for};

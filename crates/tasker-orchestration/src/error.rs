@@ -2,6 +2,7 @@
 
 use tasker_db::DbError;
 use tasker_messaging::MessagingError;
+use tasker_types::breaker::Outage;
 use tasker_types::ids::{StepUuid, TaskUuid};
 use tasker_types::schema::SchemaViolation;
 use tasker_types::state::{StepState, TaskState};
@@ -77,5 +78,17 @@ pub enum OrchestrationError {
 impl From<sqlx::Error> for OrchestrationError {
     fn from(err: sqlx::Error) -> Self {
         OrchestrationError::Db(err.into())
+    }
+}
+
+/// PostgreSQL did not answer: a database outage, or a PGMQ call (which is
+/// PostgreSQL) that did not. A broker's outage is the messaging breaker's.
+impl Outage for OrchestrationError {
+    fn is_outage(&self) -> bool {
+        match self {
+            OrchestrationError::Db(err) => err.is_outage(),
+            OrchestrationError::Messaging(err) => err.is_database_outage(),
+            _ => false,
+        }
     }
 }

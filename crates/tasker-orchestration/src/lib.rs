@@ -29,6 +29,7 @@
 //! ```
 
 pub mod auth;
+pub mod backpressure;
 mod error;
 pub mod grpc;
 pub mod lifecycle;
@@ -49,6 +50,7 @@ use tasker_config::TaskerConfig;
 use tasker_db::task::{CreatedTask, TaskRow};
 use tasker_messaging::MessageQueue;
 use tasker_types::api::{StepActionRequest, TaskRequest};
+use tasker_types::breaker::Breakers;
 use tasker_types::ids::{StepUuid, TaskUuid};
 use tasker_types::messages::QueueName;
 use tokio_util::sync::CancellationToken;
@@ -58,6 +60,10 @@ pub use maintenance::redrive::RedriveReport;
 pub use maintenance::staleness::StalenessReport;
 
 use crate::shared::Shared;
+
+/// How often the database probe looks at a closed breaker (reading a
+/// mutex; it only touches PostgreSQL while the breaker is open).
+const BREAKER_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A handle on one orchestrator. Cheap to clone; clones share everything.
 #[derive(Clone)]
@@ -80,15 +86,49 @@ impl Orchestrator {
     /// [`OrchestrationError`] when PostgreSQL is unreachable.
     pub async fn connect(config: TaskerConfig) -> Result<Self, OrchestrationError> {
         let pool = tasker_db::connect(&config.database, "tasker-orchestration").await?;
-        let queue = tasker_messaging::connect(&config.messaging, &pool);
-        Ok(Self::new(pool, queue, config))
+        let breakers = tasker_db::breakers::breakers(&config.circuit_breakers);
+        let queue =
+            tasker_messaging::connect_guarded(&config.messaging, &pool, &breakers.messaging);
+        Ok(Self::with_breakers(pool, queue, config, breakers))
     }
 
-    /// An orchestrator over an existing pool and queue provider.
+    /// An orchestrator over an existing pool and queue provider, with
+    /// circuit breakers from `config` (the queue is used as given: guard
+    /// it with [`tasker_messaging::connect_guarded`] and pass the breakers
+    /// to [`Orchestrator::with_breakers`] to have its calls counted).
     pub fn new(pool: PgPool, queue: Arc<dyn MessageQueue>, config: TaskerConfig) -> Self {
+        let breakers = tasker_db::breakers::breakers(&config.circuit_breakers);
+        Self::with_breakers(pool, queue, config, breakers)
+    }
+
+    /// An orchestrator with the given circuit breakers (a process running
+    /// orchestration and a worker shares one set).
+    pub fn with_breakers(
+        pool: PgPool,
+        queue: Arc<dyn MessageQueue>,
+        config: TaskerConfig,
+        breakers: Breakers,
+    ) -> Self {
         Self {
-            shared: Arc::new(Shared::new(pool, queue, config)),
+            shared: Arc::new(Shared::new(pool, queue, config, breakers)),
         }
+    }
+
+    /// The circuit breakers (SPEC §12).
+    pub fn breakers(&self) -> &Breakers {
+        &self.shared.breakers
+    }
+
+    /// Whether a request of kind `intake` should be refused now (a breaker
+    /// not closed, or for new tasks a backlog beyond `[backpressure]`).
+    /// Reads memory only.
+    pub fn refusal(&self, intake: backpressure::Intake) -> Option<backpressure::Refusal> {
+        backpressure::check(&self.shared, intake)
+    }
+
+    /// The orchestration backlog as last sampled (SPEC §12 backpressure).
+    pub fn backlog(&self) -> backpressure::BacklogSample {
+        self.shared.backlog.get()
     }
 
     /// This orchestrator's id, as recorded in transition rows.
@@ -225,9 +265,18 @@ impl Orchestrator {
             self.shared.clone(),
             shutdown.clone(),
         ));
+        let probe = tokio::spawn(tasker_db::breakers::probe_database(
+            self.shared.pool.clone(),
+            self.shared.breakers.database.clone(),
+            BREAKER_POLL,
+            shutdown.clone().cancelled_owned(),
+        ));
+        let sampler = tokio::spawn(backpressure::sample(self.shared.clone(), shutdown.clone()));
         loops::results::run(self.shared.clone(), shutdown).await;
         let _ = staleness.await;
         let _ = redrive.await;
+        let _ = probe.await;
+        let _ = sampler.await;
         tracing::info!(processor_id = %self.shared.processor_id, "orchestration stopped");
         Ok(())
     }

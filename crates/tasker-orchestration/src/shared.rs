@@ -9,6 +9,7 @@ use tasker_config::TaskerConfig;
 use tasker_db::TransitionContext;
 use tasker_db::named_task::RegisteredTemplate;
 use tasker_messaging::MessageQueue;
+use tasker_types::breaker::Breakers;
 use tasker_types::expansion::ExpansionLimits;
 use tasker_types::ids::TemplateUuid;
 use tasker_types::messages::QueueName;
@@ -26,6 +27,10 @@ pub(crate) struct Shared {
     pub(crate) config: TaskerConfig,
     pub(crate) processor_id: String,
     pub(crate) timers: RetryTimers,
+    /// Fail fast while PostgreSQL or the queue provider is down.
+    pub(crate) breakers: Breakers,
+    /// The orchestration backlog, sampled for backpressure.
+    pub(crate) backlog: crate::backpressure::BacklogGauge,
     known_queues: Mutex<HashSet<QueueName>>,
     input_schemas: Mutex<HashMap<TemplateUuid, Option<Arc<CompiledSchema>>>>,
     templates: Mutex<HashMap<TemplateUuid, Arc<TaskTemplate>>>,
@@ -37,7 +42,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub(crate) fn new(pool: PgPool, queue: Arc<dyn MessageQueue>, config: TaskerConfig) -> Self {
+    pub(crate) fn new(
+        pool: PgPool,
+        queue: Arc<dyn MessageQueue>,
+        config: TaskerConfig,
+        breakers: Breakers,
+    ) -> Self {
         let processor_id = config
             .orchestration
             .processor_id
@@ -49,6 +59,8 @@ impl Shared {
             config,
             processor_id,
             timers: RetryTimers::default(),
+            breakers,
+            backlog: crate::backpressure::BacklogGauge::default(),
             known_queues: Mutex::new(HashSet::new()),
             input_schemas: Mutex::new(HashMap::new()),
             templates: Mutex::new(HashMap::new()),

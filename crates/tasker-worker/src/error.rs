@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use tasker_db::DbError;
 use tasker_messaging::MessagingError;
+use tasker_types::breaker::Outage;
 use tasker_types::template::TemplateErrors;
 
 /// Why the worker could not start or continue.
@@ -34,5 +35,16 @@ pub enum WorkerError {
 impl From<sqlx::Error> for WorkerError {
     fn from(err: sqlx::Error) -> Self {
         WorkerError::Db(err.into())
+    }
+}
+
+/// PostgreSQL did not answer (directly, or under PGMQ).
+impl Outage for WorkerError {
+    fn is_outage(&self) -> bool {
+        match self {
+            WorkerError::Db(err) => err.is_outage(),
+            WorkerError::Messaging(err) => err.is_database_outage(),
+            _ => false,
+        }
     }
 }

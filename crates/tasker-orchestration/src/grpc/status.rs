@@ -14,6 +14,9 @@ pub(crate) const ERROR_CODE: &str = "tasker-error-code";
 /// Metadata key of the error details as JSON text (REST's `error.details`).
 pub(crate) const ERROR_DETAILS: &str = "tasker-error-details";
 
+/// Metadata key of the seconds to wait before retrying (REST's `Retry-After`).
+pub(crate) const RETRY_AFTER: &str = "retry-after";
+
 /// The gRPC code of an error kind.
 pub(crate) fn code_of(kind: ErrorKind) -> Code {
     match kind {
@@ -41,6 +44,9 @@ pub(crate) fn to_status(err: ServiceError) -> Status {
     // error lost.
     if let Ok(details) = MetadataValue::try_from(ascii_json(err.details())) {
         metadata.insert(ERROR_DETAILS, details);
+    }
+    if let Some(seconds) = err.retry_after() {
+        metadata.insert(RETRY_AFTER, MetadataValue::from(seconds));
     }
     Status::with_metadata(code_of(err.kind()), err.message(), metadata)
 }

@@ -56,7 +56,12 @@ async fn a_failed_fence_writes_nothing_and_a_fresh_evaluation_then_applies() {
         .vars(|_| None)
         .load()
         .unwrap();
-    let shared = Shared::new(pool.clone(), Arc::new(PgmqQueue::new(pool.clone())), config);
+    let shared = Shared::new(
+        pool.clone(),
+        Arc::new(PgmqQueue::new(pool.clone())),
+        config,
+        tasker_types::breaker::Breakers::disabled(),
+    );
     let template = TaskTemplate::from_yaml(LINEAR, None).unwrap();
     let mut conn = pool.acquire().await.unwrap();
     named_task::register(&mut conn, &template).await.unwrap();

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tasker_messaging::{Delivery, PollTimer, Subscription};
+use tasker_types::breaker::Outage;
 use tasker_types::messages::QueueName;
+use tasker_types::reconnect::ReconnectBackoff;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +25,10 @@ use crate::shared::Shared;
 
 /// How long a message that failed to apply stays hidden before another try.
 const FAILED_MESSAGE_BACKOFF: Duration = Duration::from_secs(5);
+
+/// First and longest waits between tries at a lost connection.
+const RECONNECT_BASE: Duration = Duration::from_millis(100);
+const RECONNECT_CAP: Duration = Duration::from_secs(5);
 
 /// Runs until `shutdown`, then lets writers finish the batch in hand for up
 /// to `shutdown_timeout` and abandons the rest (an abandoned batch's
@@ -53,12 +59,29 @@ async fn waker(shared: &Shared, wake: &Notify, shutdown: &CancellationToken) {
     let queue = QueueName::step_results();
     let mut subscription: Option<Box<dyn Subscription>> = None;
     let mut poll = PollTimer::new(config.events.poll_interval());
+    // A lost LISTEN is re-established with backoff and jitter (a
+    // PostgreSQL restart, a broker restart), even with no fallback poll.
+    let mut reconnect = ReconnectBackoff::new(RECONNECT_BASE, RECONNECT_CAP);
+    let mut retry_at: Option<tokio::time::Instant> = None;
     loop {
-        if subscription.is_none() && config.events.listens() {
+        let due = retry_at.is_none_or(|at| tokio::time::Instant::now() >= at);
+        if subscription.is_none() && config.events.listens() && due {
             match shared.queue.subscribe(std::slice::from_ref(&queue)).await {
-                Ok(s) => subscription = Some(s),
+                Ok(s) => {
+                    if reconnect.failures() > 0 {
+                        tracing::info!("subscribed to step results again");
+                    }
+                    subscription = Some(s);
+                    reconnect.reset();
+                    retry_at = None;
+                    // Whatever arrived while unsubscribed is taken now.
+                    wake.notify_one();
+                }
                 Err(err) => {
-                    tracing::warn!(error = %err, "cannot subscribe to step results; polling")
+                    let delay = reconnect.next_delay();
+                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64,
+                        "cannot subscribe to step results; polling meanwhile");
+                    retry_at = Some(tokio::time::Instant::now() + delay);
                 }
             }
         }
@@ -70,10 +93,19 @@ async fn waker(shared: &Shared, wake: &Notify, shutdown: &CancellationToken) {
                     subscription = None;
                 }
             }
+            () = until(retry_at), if subscription.is_none() => continue,
             () = poll.tick() => {}
             () = shared.timers.next() => {}
         }
         wake.notify_one();
+    }
+}
+
+/// Resolves at `at` (never for `None`).
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -94,12 +126,27 @@ async fn writer(shared: Arc<Shared>, wake: Arc<Notify>, shutdown: CancellationTo
             () = shutdown.cancelled() => return,
             () = wake.notified() => {}
         }
+        let mut reconnect = ReconnectBackoff::new(RECONNECT_BASE, RECONNECT_CAP);
         while !shutdown.is_cancelled() {
+            // While PostgreSQL is known to be down, wait instead of
+            // queueing on the pool; the breaker's probe says when it is back.
+            if let Err(wait) = shared.breakers.database.admit() {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(wait.max(Duration::from_millis(10))) => {}
+                }
+                continue;
+            }
             let started = std::time::Instant::now();
             // A full batch means more may be waiting: bring in another
             // writer while this one applies its batch.
             let Taken { messages, result } =
                 take_and_process(&shared, max, || wake.notify_one()).await;
+            if shared.breakers.database.record(&result) {
+                tracing::warn!(
+                    "database circuit breaker opened: orchestration waits for PostgreSQL"
+                );
+            }
             let full = messages.len() == max;
             if !messages.is_empty() {
                 metrics::histogram!("tasker_orchestration_batch_size")
@@ -108,7 +155,22 @@ async fn writer(shared: Arc<Shared>, wake: Arc<Notify>, shutdown: CancellationTo
                     .record(started.elapsed().as_secs_f64());
             }
             match result {
-                Ok(report) => after_commit(&shared, &report, messages.len()),
+                Ok(report) => {
+                    reconnect.reset();
+                    after_commit(&shared, &report, messages.len());
+                }
+                Err(err) if messages.is_empty() && err.is_outage() => {
+                    // Results may be waiting: try again soon, backing off,
+                    // rather than at the next wake-up.
+                    let delay = reconnect.next_delay();
+                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64,
+                        "taking step results failed: PostgreSQL unavailable");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                    continue;
+                }
                 Err(err) if messages.is_empty() => {
                     tracing::warn!(error = %err, "taking step results failed");
                     break;

@@ -8,12 +8,15 @@ pub(crate) mod staleness;
 use std::time::Duration;
 
 use sqlx::PgConnection;
+use tasker_types::breaker::CircuitBreaker;
 use tokio_util::sync::CancellationToken;
 
 /// Runs `sweep` every `interval` (never, for `None`) until `shutdown`. The
 /// first tick is skipped so that start-up stays quiet; a sweep that runs
-/// long delays the next instead of bunching them.
+/// long delays the next instead of bunching them; no sweep starts while
+/// the database breaker is not closed (its probe brings it back).
 pub(crate) async fn every<F, Fut>(
+    breaker: &CircuitBreaker,
     interval: Option<Duration>,
     shutdown: CancellationToken,
     mut sweep: F,
@@ -30,7 +33,11 @@ pub(crate) async fn every<F, Fut>(
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = tick.tick() => sweep().await,
+            _ = tick.tick() => {
+                if breaker.not_closed().is_none() {
+                    sweep().await;
+                }
+            }
         }
     }
 }

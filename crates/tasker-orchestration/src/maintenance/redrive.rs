@@ -48,8 +48,10 @@ impl RedriveReport {
 /// Sweeps every `check_interval` until `shutdown`.
 pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let interval = shared.config.redrive.check_interval;
-    super::every(interval, shutdown, || async {
-        match sweep(&shared, Utc::now()).await {
+    super::every(&shared.breakers.database, interval, shutdown, || async {
+        let swept = sweep(&shared, Utc::now()).await;
+        shared.breakers.database.record(&swept);
+        match swept {
             Ok(report) if report.total() > 0 || report.outbox_relayed > 0 => {
                 tracing::warn!(redriven = ?report.by_kind, outbox_relayed = report.outbox_relayed,
                     "re-sent lost step pointers");

@@ -41,8 +41,10 @@ pub struct StalenessReport {
 /// Sweeps every `check_interval` until `shutdown`.
 pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let interval = shared.config.staleness.check_interval;
-    super::every(interval, shutdown, || async {
-        match sweep(&shared, Utc::now()).await {
+    super::every(&shared.breakers.database, interval, shutdown, || async {
+        let swept = sweep(&shared, Utc::now()).await;
+        shared.breakers.database.record(&swept);
+        match swept {
             Ok(report) if !report.failed.is_empty() => {
                 tracing::warn!(stale = report.failed.len(), "stale tasks sent to the DLQ");
             }

@@ -5,6 +5,8 @@
 
 use serde_json::{Value, json};
 use tasker_db::DbError;
+use tasker_messaging::MessagingError;
+use tasker_types::breaker::Outage;
 
 use crate::error::OrchestrationError;
 use crate::services::templates::issues;
@@ -54,6 +56,10 @@ pub struct ServiceError {
     code: &'static str,
     message: String,
     details: Value,
+    /// Seconds the caller should wait before retrying (503s).
+    retry_after: Option<u64>,
+    /// PostgreSQL did not answer (the adapter feeds the breaker).
+    outage: bool,
 }
 
 impl ServiceError {
@@ -64,7 +70,33 @@ impl ServiceError {
             code,
             message: message.into(),
             details: json!({}),
+            retry_after: None,
+            outage: false,
         }
+    }
+
+    /// A request refused by backpressure or an open breaker (SPEC §12):
+    /// unavailable, with the wait in `Retry-After` and in the details.
+    pub fn refused(refusal: &crate::backpressure::Refusal) -> Self {
+        let seconds = refusal.retry_after_seconds();
+        let mut err = Self::new(
+            ErrorKind::Unavailable,
+            refusal.code,
+            refusal.message.clone(),
+        )
+        .with_details(json!({ "retry_after_seconds": seconds }));
+        err.retry_after = Some(seconds);
+        err
+    }
+
+    /// Seconds to wait before retrying, when the service says.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
+    /// Whether PostgreSQL failed to answer.
+    pub fn is_outage(&self) -> bool {
+        self.outage
     }
 
     /// The same error with structured details (an object).
@@ -157,7 +189,20 @@ impl From<OrchestrationError> for ServiceError {
                     .with_details(json!({ "state": state }))
             }
             E::Db(db) => db.into(),
-            E::Messaging(m) if m.is_transient() => Self::unavailable(&m),
+            E::Messaging(MessagingError::CircuitOpen { retry_after }) => {
+                Self::refused(&crate::backpressure::Refusal {
+                    code: "circuit_open",
+                    message:
+                        "the queue provider is unavailable (circuit breaker open); retry shortly"
+                            .into(),
+                    retry_after,
+                })
+            }
+            E::Messaging(m) if m.is_transient() => {
+                let mut err = Self::unavailable(&m);
+                err.outage = m.is_database_outage();
+                err
+            }
             E::Messaging(m) => Self::internal(&m),
             E::Corrupt(_) => Self::internal(&err),
         }
@@ -192,14 +237,18 @@ impl From<DbError> for ServiceError {
             DbError::TransitionConflict { .. } => {
                 Self::new(K::Conflict, "conflict", err.to_string())
             }
-            ref e if e.is_transient() => Self::unavailable(e),
+            ref e if e.is_transient() => {
+                let mut unavailable = Self::unavailable(e);
+                unavailable.outage = e.is_outage();
+                unavailable
+            }
             other => Self::internal(&other),
         }
     }
 }
 
-impl From<tasker_messaging::MessagingError> for ServiceError {
-    fn from(err: tasker_messaging::MessagingError) -> Self {
+impl From<MessagingError> for ServiceError {
+    fn from(err: MessagingError) -> Self {
         OrchestrationError::Messaging(err).into()
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tasker_db::named_task;
 use tasker_types::api::{HealthCheck, HealthReport};
+use tasker_types::breaker::{BreakerSnapshot, BreakerState};
 use tasker_types::messages::QueueName;
 
 use crate::Orchestrator;
@@ -128,6 +129,12 @@ async fn readiness_checks(
         })
         .await,
     );
+    for snapshot in orchestrator.breakers().snapshots() {
+        checks.insert(
+            format!("circuit_breaker_{}", snapshot.component),
+            breaker_check(&snapshot),
+        );
+    }
     let running = state.orchestration_running.load(Ordering::SeqCst);
     checks.insert(
         "orchestration".to_owned(),
@@ -138,6 +145,33 @@ async fn readiness_checks(
         },
     );
     checks
+}
+
+/// A breaker as a check: ready only while closed.
+fn breaker_check(snapshot: &BreakerSnapshot) -> HealthCheck {
+    let closed = snapshot.state == BreakerState::Closed;
+    HealthCheck {
+        status: if closed { "ok" } else { "failing" }.to_owned(),
+        message: Some(format!(
+            "{}; {} outages in a row, opened {} times, {} calls refused",
+            snapshot.state, snapshot.failures_in_a_row, snapshot.times_opened, snapshot.rejected
+        )),
+        duration_ms: 0,
+    }
+}
+
+/// Publishes the breakers' states as metrics (called on each scrape: it
+/// reads memory only).
+pub fn export_breaker_metrics(orchestrator: &Orchestrator) {
+    for snapshot in orchestrator.breakers().snapshots() {
+        let component = snapshot.component;
+        metrics::gauge!("tasker_circuit_breaker_state", "component" => component)
+            .set(snapshot.state.gauge());
+        metrics::counter!("tasker_circuit_breaker_opened_total", "component" => component)
+            .absolute(snapshot.times_opened);
+        metrics::counter!("tasker_circuit_breaker_rejected_total", "component" => component)
+            .absolute(snapshot.rejected);
+    }
 }
 
 /// Readiness plus pool and queue details.

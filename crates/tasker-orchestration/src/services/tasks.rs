@@ -11,6 +11,7 @@ use tasker_types::ids::TaskUuid;
 use super::views::task_view;
 use crate::Orchestrator;
 use crate::auth::{Permission, Principal};
+use crate::backpressure::Intake;
 use crate::error::OrchestrationError;
 use crate::services::error::ServiceError;
 
@@ -30,6 +31,9 @@ pub async fn create(
     request: TaskRequest,
 ) -> Result<TaskView, ServiceError> {
     principal.require(Permission::TasksCreate)?;
+    if let Some(refusal) = orchestrator.refusal(Intake::NewTask) {
+        return Err(ServiceError::refused(&refusal));
+    }
     // The view of what was committed, without reading it back.
     let created = orchestrator.create_task(request).await?;
     Ok(task_view(

@@ -19,7 +19,15 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     details: Value,
+    retry_after: Option<u64>,
+    outage: bool,
+    close: bool,
 }
+
+/// Marks a response whose request found PostgreSQL not answering, so the
+/// guard middleware can feed the database breaker.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OutageSeen;
 
 impl ApiError {
     /// An error with `status`, a stable `code` and a message for people.
@@ -29,7 +37,18 @@ impl ApiError {
             code,
             message: message.into(),
             details: json!({}),
+            retry_after: None,
+            outage: false,
+            close: false,
         }
+    }
+
+    /// The same error, closing the connection after it (a body that was
+    /// not read to its end cannot be followed by another request).
+    #[must_use]
+    pub fn closing(mut self) -> Self {
+        self.close = true;
+        self
     }
 
     /// The same error with structured details.
@@ -52,7 +71,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let retry = self.status == StatusCode::SERVICE_UNAVAILABLE;
+        let retry =
+            (self.status == StatusCode::SERVICE_UNAVAILABLE).then(|| self.retry_after.unwrap_or(1));
+        let outage = self.outage;
+        let close = self.close;
         let challenge = self.status == StatusCode::UNAUTHORIZED;
         let body = ErrorBody {
             error: ErrorDetail {
@@ -62,10 +84,18 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
-        if retry {
+        if let Some(seconds) = retry {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if outage {
+            response.extensions_mut().insert(OutageSeen);
+        }
+        if close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if challenge {
             response.headers_mut().insert(
@@ -93,8 +123,11 @@ pub(crate) fn status_of(kind: ErrorKind) -> StatusCode {
 
 impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> Self {
-        Self::new(status_of(err.kind()), err.code(), err.message())
-            .with_details(err.details().clone())
+        let mut api = Self::new(status_of(err.kind()), err.code(), err.message())
+            .with_details(err.details().clone());
+        api.retry_after = err.retry_after();
+        api.outage = err.is_outage();
+        api
     }
 }
 

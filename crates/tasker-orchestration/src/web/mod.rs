@@ -22,6 +22,9 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::ApiError;
+
+use crate::backpressure::Intake;
+use crate::services::error::ServiceError;
 pub use state::AppState;
 
 /// The API's top-level OpenAPI description.
@@ -84,6 +87,7 @@ pub fn app(state: AppState) -> Router {
     api.merge(SwaggerUi::new("/api-docs/ui").url("/api-docs/openapi.json", openapi))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -102,6 +106,27 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "this route does not take that method",
     )
+}
+
+/// Refuses `/v1` requests while a circuit breaker is not closed (503 with
+/// `Retry-After`; health, metrics and the documents stay served), and
+/// feeds the database breaker with the outages requests run into.
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if !request.uri().path().starts_with("/v1/") {
+        return next.run(request).await;
+    }
+    if let Some(refusal) = state.orchestrator.refusal(Intake::Other) {
+        return ApiError::from(ServiceError::refused(&refusal)).into_response();
+    }
+    let response = next.run(request).await;
+    if response.extensions().get::<error::OutageSeen>().is_some()
+        && state.orchestrator.breakers().database.failed()
+    {
+        tracing::warn!(
+            "database circuit breaker opened: the API answers 503 until PostgreSQL is back"
+        );
+    }
+    response
 }
 
 /// Times every request out after the configured limit and records its

@@ -13,9 +13,11 @@ use tasker_db::DbError;
 use tasker_db::result_audit::{self, AuditEntry, AuditOutcome};
 use tasker_db::workflow_step_change::{self, StepChange};
 use tasker_messaging::QueueTx;
+use tasker_types::breaker::Outage;
 use tasker_types::ids::StepUuid;
 use tasker_types::messages::{OrchestrationMessage, QueueName, StepAttempt};
 use tasker_types::outcome::StepOutcome;
+use tasker_types::reconnect::ReconnectBackoff;
 use tokio::sync::mpsc;
 
 use super::event_plan::PlannedEvent;
@@ -24,8 +26,15 @@ use super::shared::WorkerShared;
 use crate::error::WorkerError;
 use crate::events::EventCounters;
 
-/// Attempts at writing one batch before its steps are left to lease expiry.
+/// Attempts at writing one batch that fails for a reason other than an
+/// outage, before its steps are left to lease expiry.
 const WRITE_TRIES: u32 = 5;
+
+/// While PostgreSQL does not answer, a batch is retried for this many
+/// leases: a result written late is still accepted while its attempt is
+/// current (nobody re-claims while the database is down), so a restart
+/// costs no handler a second run; later, fencing rejects it.
+const OUTAGE_PATIENCE_LEASES: u32 = 4;
 
 /// Runs until every sender is gone, writing what arrives.
 pub(crate) async fn run(shared: Arc<WorkerShared>, mut receiver: mpsc::Receiver<Completion>) {
@@ -63,21 +72,42 @@ pub(crate) async fn run(shared: Arc<WorkerShared>, mut receiver: mpsc::Receiver<
 }
 
 async fn write_with_retries(shared: &WorkerShared, batch: &[Completion]) {
-    let mut delay = Duration::from_millis(100);
-    for attempt in 1..=WRITE_TRIES {
-        match write(shared, batch).await {
-            Ok(()) => return,
-            Err(err) if attempt < WRITE_TRIES => {
-                tracing::warn!(error = %err, batch_size = batch.len(), attempt, "writing step results failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
+    let patience = shared.config.worker.lease * OUTAGE_PATIENCE_LEASES;
+    let started = tokio::time::Instant::now();
+    let mut backoff = ReconnectBackoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    let mut failures = 0;
+    let breaker = &shared.breakers.database;
+    loop {
+        // While the breaker is open PostgreSQL is known to be down: hold
+        // the results (the bounded completion channel holds the executors
+        // back) until its probe closes it.
+        if let Err(wait) = breaker.admit() {
+            if started.elapsed() >= patience {
+                break;
             }
-            Err(err) => {
-                tracing::error!(error = %err, batch_size = batch.len(),
-                    "giving up on writing step results; their leases will expire and the steps run again");
-            }
+            tokio::time::sleep(wait.max(Duration::from_millis(50))).await;
+            continue;
         }
+        let written = write(shared, batch).await;
+        breaker.record(&written);
+        let Err(err) = written else {
+            return;
+        };
+        let outage = err.is_outage();
+        failures += u32::from(!outage);
+        if (outage && started.elapsed() >= patience) || failures >= WRITE_TRIES {
+            tracing::error!(error = %err, batch_size = batch.len(), "giving up on writing step results");
+            break;
+        }
+        let delay = backoff.next_delay();
+        tracing::warn!(error = %err, batch_size = batch.len(), outage,
+            retry_in_ms = delay.as_millis() as u64, "writing step results failed; retrying");
+        tokio::time::sleep(delay).await;
     }
+    tracing::error!(
+        batch_size = batch.len(),
+        "step results not written; their leases will expire and the steps run again"
+    );
 }
 
 async fn write(shared: &WorkerShared, batch: &[Completion]) -> Result<(), WorkerError> {

@@ -28,7 +28,14 @@ pub(crate) async fn run(shared: Arc<WorkerShared>, stop: CancellationToken) {
 async fn renew(shared: &WorkerShared) {
     let lease = shared.config.worker.lease;
     for (step, entry) in shared.in_flight.snapshot() {
-        match workflow_step::renew_lease(&shared.pool, step, entry.attempt, lease).await {
+        // While PostgreSQL is down no renewal can land; leases are long
+        // enough to outlast a restart, and renewals resume with the probe.
+        if shared.breakers.database.not_closed().is_some() {
+            return;
+        }
+        let renewed = workflow_step::renew_lease(&shared.pool, step, entry.attempt, lease).await;
+        shared.breakers.database.record(&renewed);
+        match renewed {
             Ok(_) => {}
             Err(DbError::TransitionConflict { .. }) => {
                 tracing::warn!(step_uuid = %step, attempt = entry.attempt,

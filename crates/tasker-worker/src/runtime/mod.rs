@@ -19,6 +19,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tasker_config::TaskerConfig;
 use tasker_messaging::MessageQueue;
+use tasker_types::breaker::Breakers;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +27,9 @@ use tokio_util::sync::CancellationToken;
 use self::shared::WorkerShared;
 use crate::error::WorkerError;
 use crate::registry::HandlerRegistry;
+
+/// How often the database probe looks at a closed breaker (memory only).
+const BREAKER_POLL: Duration = Duration::from_millis(500);
 
 /// How long abandoned executors get to notice a hard stop.
 const HARD_STOP_GRACE: Duration = Duration::from_secs(2);
@@ -54,20 +58,49 @@ impl Worker {
         registry: HandlerRegistry,
     ) -> Result<Self, WorkerError> {
         let pool = tasker_db::connect(&config.database, "tasker-worker").await?;
-        let queue = tasker_messaging::connect(&config.messaging, &pool);
-        Ok(Self::new(pool, queue, config, registry))
+        let breakers = tasker_db::breakers::breakers(&config.circuit_breakers);
+        let queue =
+            tasker_messaging::connect_guarded(&config.messaging, &pool, &breakers.messaging);
+        Ok(Self::with_breakers(pool, queue, config, registry, breakers))
     }
 
-    /// A worker over an existing pool and queue provider.
+    /// A worker over an existing pool and queue provider, with circuit
+    /// breakers from `config` (the queue is used as given; see
+    /// [`Worker::with_breakers`]).
     pub fn new(
         pool: PgPool,
         queue: Arc<dyn MessageQueue>,
         config: TaskerConfig,
         registry: HandlerRegistry,
     ) -> Self {
+        let breakers = tasker_db::breakers::breakers(&config.circuit_breakers);
+        Self::with_breakers(pool, queue, config, registry, breakers)
+    }
+
+    /// A worker with the given circuit breakers: pass the ones guarding
+    /// `queue` ([`tasker_messaging::connect_guarded`]); a process that
+    /// also runs orchestration shares one set.
+    pub fn with_breakers(
+        pool: PgPool,
+        queue: Arc<dyn MessageQueue>,
+        config: TaskerConfig,
+        registry: HandlerRegistry,
+        breakers: Breakers,
+    ) -> Self {
         Self {
-            shared: Arc::new(WorkerShared::new(pool, queue, Arc::new(registry), config)),
+            shared: Arc::new(WorkerShared::new(
+                pool,
+                queue,
+                Arc::new(registry),
+                config,
+                breakers,
+            )),
         }
+    }
+
+    /// The circuit breakers (SPEC §12).
+    pub fn breakers(&self) -> &Breakers {
+        &self.shared.breakers
     }
 
     /// Fast domain events (`delivery_mode: fast` or `broadcast`) of the
@@ -127,6 +160,12 @@ impl Worker {
         let completer = tokio::spawn(completer::run(shared.clone(), receiver));
         let background_stop = CancellationToken::new();
         let leases = tokio::spawn(leases::run(shared.clone(), background_stop.clone()));
+        let probe = tokio::spawn(tasker_db::breakers::probe_database(
+            shared.pool.clone(),
+            shared.breakers.database.clone(),
+            BREAKER_POLL,
+            background_stop.clone().cancelled_owned(),
+        ));
         let templates_changed = Arc::new(Notify::new());
         let control = tokio::spawn(control::run(
             shared.clone(),
@@ -166,6 +205,7 @@ impl Worker {
         background_stop.cancel();
         let _ = leases.await;
         let _ = control.await;
+        let _ = probe.await;
         tracing::info!(worker_id = %shared.worker_id, "worker stopped");
     }
 }

@@ -4,8 +4,11 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use tasker_messaging::{MessagingError, PollTimer, Subscription};
 use tasker_types::messages::QueueName;
+use tasker_types::reconnect::ReconnectBackoff;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +31,10 @@ pub(crate) async fn run(
     let mut subscription: Option<Box<dyn Subscription>> = None;
     let mut refresh = true;
     let mut poll = PollTimer::new(config.events.poll_interval());
+    // A lost LISTEN (PostgreSQL or broker restart) is re-established with
+    // backoff and jitter, even with no fallback poll.
+    let mut reconnect = ReconnectBackoff::new(RECONNECT_BASE, RECONNECT_CAP);
+    let mut retry_at: Option<tokio::time::Instant> = None;
     loop {
         if refresh {
             refresh = false;
@@ -48,15 +55,29 @@ pub(crate) async fn run(
                 Err(err) => tracing::warn!(error = %err, "cannot determine namespaces to serve"),
             }
         }
-        if subscription.is_none() && !queues.is_empty() && config.events.listens() {
+        let due = retry_at.is_none_or(|at| tokio::time::Instant::now() >= at);
+        if subscription.is_none() && !queues.is_empty() && config.events.listens() && due {
             match shared.queue.subscribe(&queues).await {
-                Ok(s) => subscription = Some(s),
+                Ok(s) => {
+                    subscription = Some(s);
+                    reconnect.reset();
+                    retry_at = None;
+                }
                 Err(err) => {
-                    tracing::warn!(error = %err, "cannot subscribe to worker queues; polling")
+                    let delay = reconnect.next_delay();
+                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64,
+                        "cannot subscribe to worker queues; polling meanwhile");
+                    retry_at = Some(tokio::time::Instant::now() + delay);
                 }
             }
         }
-        drain(&shared, &queues, &completions, executors, &shutdown).await;
+        // While PostgreSQL is known to be down nothing can be claimed: wait
+        // for the breaker (its probe closes it) instead of queueing on the pool.
+        let outage = shared.breakers.database.not_closed();
+        if outage.is_none() {
+            drain(&shared, &queues, &completions, executors, &shutdown).await;
+        }
+        let breaker_wait = outage.map(|wait| wait.max(MIN_BREAKER_WAIT));
         // Reap finished executors so the set does not grow.
         while executors.try_join_next().is_some() {}
         tokio::select! {
@@ -70,7 +91,23 @@ pub(crate) async fn run(
             () = shared.capacity_freed.notified() => {}
             () = templates_changed.notified() => refresh = true,
             () = poll.tick() => {}
+            () = until(retry_at), if subscription.is_none() => {}
+            () = tokio::time::sleep(breaker_wait.unwrap_or_default()), if breaker_wait.is_some() => {}
         }
+    }
+}
+
+/// First and longest waits between tries at a lost subscription.
+const RECONNECT_BASE: Duration = Duration::from_millis(100);
+const RECONNECT_CAP: Duration = Duration::from_secs(5);
+/// Least wait between two looks at a breaker that is not closed.
+const MIN_BREAKER_WAIT: Duration = Duration::from_millis(50);
+
+/// Resolves at `at` (never for `None`).
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -97,7 +134,11 @@ async fn drain(
             if free == 0 || shutdown.is_cancelled() {
                 return;
             }
-            let claimed = match claim_batch(shared, queue, free).await {
+            let claimed = claim_batch(shared, queue, free).await;
+            if shared.breakers.database.record(&claimed) {
+                tracing::warn!("database circuit breaker opened: the worker waits for PostgreSQL");
+            }
+            let claimed = match claimed {
                 Ok(claimed) => claimed,
                 Err(err) => {
                     tracing::warn!(%queue, error = %err, "claiming from the worker queue failed");

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use tasker_config::TaskerConfig;
 use tasker_db::TransitionContext;
 use tasker_messaging::MessageQueue;
+use tasker_types::breaker::Breakers;
 use tasker_types::ids::{StepUuid, TaskUuid, TemplateUuid};
 use tasker_types::messages::QueueName;
 use tasker_types::schema::CompiledSchema;
@@ -78,6 +79,8 @@ pub(crate) struct WorkerShared {
     pub(crate) config: TaskerConfig,
     pub(crate) worker_id: String,
     pub(crate) permits: Arc<Semaphore>,
+    /// Fail fast while PostgreSQL or the queue provider is down.
+    pub(crate) breakers: Breakers,
     /// Signalled when an executor returns its permit.
     pub(crate) capacity_freed: Notify,
     pub(crate) in_flight: InFlight,
@@ -100,6 +103,7 @@ impl WorkerShared {
         queue: Arc<dyn MessageQueue>,
         registry: Arc<HandlerRegistry>,
         config: TaskerConfig,
+        breakers: Breakers,
     ) -> Self {
         let worker_id = config
             .worker
@@ -115,6 +119,7 @@ impl WorkerShared {
             config,
             worker_id,
             permits,
+            breakers,
             capacity_freed: Notify::new(),
             in_flight: InFlight::default(),
             hard_stop: CancellationToken::new(),
