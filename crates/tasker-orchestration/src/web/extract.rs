@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use uuid::Uuid;
@@ -15,6 +16,15 @@ use super::error::ApiError;
 use super::state::AppState;
 use crate::auth::Principal;
 use crate::services::templates::TemplateSource;
+
+/// Most bytes of an oversized body read and discarded so that its sender,
+/// still writing, gets to read the 413 instead of a broken pipe (clients
+/// such as Python's `urllib` only read once they have sent everything).
+/// Bodies declared larger are refused at once and the connection closed.
+const DRAIN_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// Longest time spent discarding an oversized body.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Reads the body under the configured size limit.
 async fn body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
@@ -25,24 +35,52 @@ async fn body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
             "payload_too_large",
             format!("request body exceeds {limit} bytes"),
         )
+        .closing()
     };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    let mut body = req.into_body();
+    if let Some(declared) = declared.filter(|n| *n > limit) {
+        if declared <= DRAIN_MAX_BYTES {
+            drain(&mut body, 0).await;
+        }
         return Err(too_large());
     }
-    let collected = http_body_util::Limited::new(req.into_body(), limit);
-    match http_body_util::BodyExt::collect(collected).await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(err) => Err(ApiError::bad_request(
-            "bad_request",
-            format!("cannot read the request body: {err}"),
-        )),
+    let mut collected = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| {
+            ApiError::bad_request(
+                "bad_request",
+                format!("cannot read the request body: {err}"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if collected.len() + data.len() > limit {
+            drain(&mut body, collected.len() + data.len()).await;
+            return Err(too_large());
+        }
+        collected.extend_from_slice(&data);
     }
+    Ok(Bytes::from(collected))
+}
+
+/// Reads and discards the rest of `body` (`seen` bytes already read), up
+/// to [`DRAIN_MAX_BYTES`] and [`DRAIN_TIMEOUT`].
+async fn drain(body: &mut axum::body::Body, mut seen: usize) {
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while seen <= DRAIN_MAX_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len()),
+                Some(Err(_)) | None => return,
+            }
+        }
+    })
+    .await;
 }
 
 fn content_type(req: &Request) -> String {

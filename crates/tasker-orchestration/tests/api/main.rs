@@ -8,6 +8,7 @@ mod analytics;
 mod dlq;
 mod errors;
 mod openapi;
+mod oversized;
 mod repair;
 mod routes;
 mod support;
