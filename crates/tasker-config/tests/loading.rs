@@ -55,6 +55,14 @@ fn defaults_come_from_base_and_environment_files() {
         "postgresql://postgres@127.0.0.1:5432/tasker_test"
     );
     assert_eq!(test.execution.default_timeout, Duration::from_secs(10));
+    // SPEC §12: breakers on, and a backlog limit that a healthy system
+    // never reaches.
+    let breakers = dev.circuit_breakers;
+    assert!(breakers.enabled);
+    assert_eq!(breakers.database.failure_threshold.get(), 5);
+    assert_eq!(breakers.messaging.open_for, Duration::from_secs(2));
+    assert_eq!(dev.backpressure.max_pending_results, Some(20_000));
+    assert_eq!(dev.backpressure.retry_after, Duration::from_secs(2));
 }
 
 #[test]
@@ -184,7 +192,7 @@ fn unknown_keys_wrong_types_and_ranges_name_the_key_path() {
         ),
         (
             "[tracing]\nenabled = true\n",
-            "tracing: unknown field `tracing`, expected one of `database`, `messaging`, `execution`, `orchestration`, `staleness`, `redrive`, `worker`, `web`, `grpc`, `auth`, `telemetry`",
+            "tracing: unknown field `tracing`, expected one of `database`, `messaging`, `execution`, `orchestration`, `staleness`, `redrive`, `worker`, `web`, `grpc`, `auth`, `telemetry`, `circuit_breakers`, `backpressure`",
         ),
         (
             "[staleness]\nmax_waiting_for_retry_minutes = 600000\n",
@@ -209,6 +217,18 @@ fn unknown_keys_wrong_types_and_ranges_name_the_key_path() {
         (
             "[[auth.api_keys]]\nname = \"ci\"\nkey_hash = \"md5:abc\"\npermissions = []\n",
             "auth.api_keys[0].key_hash: must be `sha256:` and 64 hex digits (see `tasker-ctl auth hash-key`)",
+        ),
+        (
+            "[circuit_breakers.database]\nfailure_threshold = 0\n",
+            "circuit_breakers.database.failure_threshold: must be between 1 and 10000 (got 0)",
+        ),
+        (
+            "[circuit_breakers.messaging]\nopen_ms = 5\n",
+            "circuit_breakers.messaging.open_ms: must be between 10 and 600000 (got 5)",
+        ),
+        (
+            "[backpressure]\nretry_after_seconds = 0\n",
+            "backpressure.retry_after_seconds: must be between 1 and 3600 (got 0)",
         ),
         (
             "[grpc]\nbind_address = \"nope\"\n",

@@ -84,6 +84,11 @@ pub enum DbError {
     /// failure, deadlock, server shutting down.
     #[error("transient database failure: {0}")]
     Transient(#[source] sqlx::Error),
+    /// Text PostgreSQL cannot store: a NUL character (in a name, or as
+    /// `\u0000` in JSON), or bytes that are not valid in the encoding.
+    /// The statement failed, so nothing was written.
+    #[error("text PostgreSQL cannot store (a NUL character?): {0}")]
+    InvalidText(String),
     /// Any other database failure.
     #[error("database failure: {0}")]
     Database(#[source] sqlx::Error),
@@ -106,6 +111,12 @@ impl From<sqlx::Error> for DbError {
     fn from(err: sqlx::Error) -> Self {
         if is_transient(&err) {
             DbError::Transient(err)
+        } else if let sqlx::Error::Database(db) = &err
+            && db
+                .code()
+                .is_some_and(|c| INVALID_TEXT_CODES.contains(&c.as_ref()))
+        {
+            DbError::InvalidText(db.message().to_owned())
         } else {
             DbError::Database(err)
         }
@@ -126,6 +137,10 @@ impl Outage for DbError {
         }
     }
 }
+
+/// SQLSTATEs of text the server refuses to store: invalid byte sequence
+/// (a NUL in `text`), untranslatable character (`\u0000` in `jsonb`).
+const INVALID_TEXT_CODES: [&str; 2] = ["22021", "22P05"];
 
 /// SQLSTATEs of contention: retry, but the server is up.
 const CONTENTION_CODES: [&str; 2] = ["40001", "40P01"];

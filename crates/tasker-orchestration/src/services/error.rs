@@ -226,7 +226,7 @@ impl From<DbError> for ServiceError {
                 Self::new(K::NotFound, "template_not_found", err.to_string())
             }
             DbError::TaskNotFound(_) => Self::new(K::NotFound, "task_not_found", err.to_string()),
-            DbError::Identity(_) => Self::invalid(err.to_string()),
+            DbError::Identity(_) | DbError::InvalidText(_) => Self::invalid(err.to_string()),
             DbError::DlqEntryNotFound(_) => {
                 Self::new(K::NotFound, "dlq_entry_not_found", err.to_string())
             }

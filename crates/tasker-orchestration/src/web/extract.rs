@@ -137,14 +137,17 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T, 
         ));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+    let invalid = |inner: serde_json::Error| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("request body is not valid JSON: {inner}"),
+        )
+    };
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::bad_request(
-                "invalid_json",
-                format!("request body is not valid JSON: {inner}"),
-            )
+            invalid(inner)
         } else {
             let field = (path != ".").then_some(path);
             let message = match &field {
@@ -154,7 +157,10 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T, 
             ApiError::bad_request("validation_failed", message)
                 .with_details(json!({ "field": field }))
         }
-    })
+    })?;
+    // Anything after the document (a second one, garbage) is refused too.
+    deserializer.end().map_err(invalid)?;
+    Ok(value)
 }
 
 /// A JSON body, size- and depth-limited, with field-level errors.

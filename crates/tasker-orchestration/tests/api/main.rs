@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod analytics;
+mod catalogue;
 mod dlq;
 mod errors;
 mod openapi;
