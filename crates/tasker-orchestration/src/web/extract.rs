@@ -128,7 +128,13 @@ fn json_depth(bytes: &[u8]) -> usize {
     deepest
 }
 
-fn parse_json<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T, ApiError> {
+/// Decodes a JSON request body as the REST API does: the nesting depth
+/// checked before parsing, the whole body one document, type errors naming
+/// the field. Public for the fuzz harnesses (tasker-fuzz).
+///
+/// # Errors
+/// [`ApiError`] with code `too_deep`, `invalid_json` or `validation_failed`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T, ApiError> {
     let depth = json_depth(bytes);
     if depth > max_depth {
         return Err(ApiError::bad_request(

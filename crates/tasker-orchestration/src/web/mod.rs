@@ -22,6 +22,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::ApiError;
+pub use extract::parse_json;
 
 use crate::backpressure::Intake;
 use crate::services::error::ServiceError;
