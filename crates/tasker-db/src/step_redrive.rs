@@ -99,7 +99,8 @@ pub async fn mark_due(
                UNION ALL
                (SELECT workflow_step_uuid, state FROM tasker.workflow_steps
                 WHERE state = 'in_progress'
-                  AND lease_expires_at < $3 AND (redriven_at IS NULL OR redriven_at < $1)
+                  AND lease_expires_at < $3
+                  AND (redriven_at IS NULL OR redriven_at < $1 OR redriven_at < lease_expires_at)
                 ORDER BY lease_expires_at LIMIT $2)
                UNION ALL
                (SELECT workflow_step_uuid, state FROM tasker.workflow_steps

@@ -127,3 +127,51 @@ async fn steps_waiting_past_the_threshold_are_picked_once_per_threshold_with_the
     assert!(stamps[0].0 < now + TimeDelta::seconds(1));
     assert!(stamps[0].1.is_some());
 }
+
+#[tokio::test]
+async fn a_step_reclaimed_after_a_redrive_and_lost_again_is_redriven_at_once() {
+    let db = TestDb::new().await.unwrap();
+    let pool = db.pool();
+    let created = create_diamond(pool).await;
+    let start = step_named(&created, "start");
+    let mut conn = pool.acquire().await.unwrap();
+    enqueue(pool, start).await;
+    let claim = |worker: &str| StepChange::claim(start, worker, Duration::from_secs(30));
+    workflow_step_change::apply_one(&mut conn, claim("w1"), &ctx())
+        .await
+        .unwrap();
+    expire_lease(&mut conn, start).await;
+    let after = TimeDelta::seconds(60);
+    let first = step_redrive::mark_due(&mut conn, Utc::now(), after, 100)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    // Nobody took the re-sent pointer yet: not again within the threshold.
+    let soon = Utc::now() + TimeDelta::seconds(5);
+    assert!(
+        step_redrive::mark_due(&mut conn, soon, after, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Another worker takes it, and dies too: that is a new loss, re-driven
+    // as soon as its lease runs out rather than a threshold later.
+    workflow_step_change::apply_one(
+        &mut conn,
+        StepChange::reclaim(start, "w2", Duration::from_secs(30)),
+        &ctx(),
+    )
+    .await
+    .unwrap();
+    let past_the_new_lease = Utc::now() + TimeDelta::seconds(31);
+    let again = step_redrive::mark_due(&mut conn, past_the_new_lease, after, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        again
+            .iter()
+            .map(|d| (d.step_uuid, d.kind))
+            .collect::<Vec<_>>(),
+        [(start, RedriveKind::LeaseExpired)]
+    );
+}
