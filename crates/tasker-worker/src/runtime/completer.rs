@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use tasker_db::DbError;
 use tasker_db::result_audit::{self, AuditEntry, AuditOutcome};
-use tasker_db::workflow_step_change::{self, StepChange};
+use tasker_db::workflow_step_change::{self, Changed, StepChange};
 use tasker_messaging::QueueTx;
 use tasker_types::breaker::Outage;
 use tasker_types::ids::StepUuid;
@@ -134,15 +134,12 @@ async fn write(shared: &WorkerShared, batch: &[Completion]) -> Result<(), Worker
     }
     let unavailable = ensure_event_queues(shared, batch).await;
     let mut tx = shared.pool.begin().await?;
-    let accepted: HashSet<StepUuid> = workflow_step_change::apply(&mut tx, &changes, &ctx)
-        .await?
-        .into_iter()
-        .map(|changed| changed.step)
-        .collect();
+    let applied = workflow_step_change::apply(&mut tx, &changes, &ctx).await?;
+    let accepted = acceptance(batch, &applied);
     let mut pointers = Vec::with_capacity(batch.len());
     let mut audit = Vec::with_capacity(batch.len());
-    for (c, (outcome, result, error)) in batch.iter().zip(recorded) {
-        let taken = accepted.contains(&c.step);
+    for ((c, (outcome, result, error)), taken) in batch.iter().zip(recorded).zip(&accepted) {
+        let taken = *taken;
         if taken {
             let pointer = OrchestrationMessage::StepResult(StepAttempt {
                 task_uuid: c.task,
@@ -218,16 +215,27 @@ async fn write(shared: &WorkerShared, batch: &[Completion]) -> Result<(), Worker
     Ok(())
 }
 
-/// The planned events of the attempts whose results were accepted, in
-/// batch order.
-fn events_of_accepted<'b>(
-    batch: &'b [Completion],
-    accepted: &HashSet<StepUuid>,
-) -> Vec<&'b PlannedEvent> {
+/// For each completion of `batch`, whether its change is among `applied`.
+/// By step *and* attempt: a batch may hold a stale attempt's outcome beside
+/// the current one's for the same step (outcomes that queued while a write
+/// waited out an outage, the lease ran out and the step was re-claimed),
+/// and only the attempt that was applied is accepted.
+fn acceptance(batch: &[Completion], applied: &[Changed]) -> Vec<bool> {
+    let applied: HashSet<(StepUuid, u32)> = applied.iter().map(|c| (c.step, c.attempt)).collect();
     batch
         .iter()
-        .filter(|c| accepted.contains(&c.step))
-        .flat_map(|c| &c.events)
+        .map(|c| applied.contains(&(c.step, c.attempt)))
+        .collect()
+}
+
+/// The planned events of the attempts whose results were accepted, in
+/// batch order.
+fn events_of_accepted<'b>(batch: &'b [Completion], accepted: &[bool]) -> Vec<&'b PlannedEvent> {
+    batch
+        .iter()
+        .zip(accepted)
+        .filter(|(_, taken)| **taken)
+        .flat_map(|(c, _)| &c.events)
         .collect()
 }
 
@@ -266,4 +274,48 @@ async fn ensure_event_queues(shared: &WorkerShared, batch: &[Completion]) -> Has
         }
     }
     unavailable
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use serde_json::json;
+    use tasker_types::ids::{CorrelationId, TaskUuid};
+    use tasker_types::state::StepState;
+
+    use super::*;
+
+    fn completion(step: StepUuid, attempt: u32) -> Completion {
+        Completion {
+            step,
+            task: TaskUuid::new(),
+            correlation_id: CorrelationId::new(),
+            attempt,
+            outcome: StepOutcome::Success {
+                result: json!({}),
+                control: None,
+            },
+            started_at: Utc::now(),
+            finished_at: Utc::now(),
+            events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_stale_attempt_beside_the_current_one_in_a_batch_is_not_accepted() {
+        let (step, other) = (StepUuid::new(), StepUuid::new());
+        let batch = [
+            completion(step, 1),
+            completion(step, 2),
+            completion(other, 1),
+        ];
+        let applied = [Changed {
+            step,
+            task: batch[1].task,
+            state: StepState::EnqueuedForOrchestration,
+            attempt: 2,
+            lease_expires_at: None,
+        }];
+        assert_eq!(acceptance(&batch, &applied), [false, true, false]);
+    }
 }
