@@ -3,6 +3,7 @@
 //! entry; the document is served at `/api-docs/openapi.json` and browsed at
 //! `/api-docs/ui` (Swagger UI, embedded in the binary).
 
+mod common_responses;
 mod error;
 mod extract;
 mod routes;
@@ -79,6 +80,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts();
     let mut openapi = openapi;
     security::declare(&mut openapi);
+    common_responses::declare(&mut openapi);
     (router, openapi)
 }
 

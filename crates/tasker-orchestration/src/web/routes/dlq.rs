@@ -69,7 +69,8 @@ pub(crate) async fn update_entry(
 
 /// Resolve every open entry matching a filter at once.
 #[utoipa::path(post, path = "/v1/dlq/resolve", tag = "dlq", request_body = DlqBulkResolve,
-    responses((status = 200, body = DlqBulkResult), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = DlqBulkResult), (status = 400, body = ErrorBody),
+        (status = 409, description = "A matching entry cannot take that status; none was changed", body = ErrorBody)))]
 pub(crate) async fn resolve_matching(
     State(state): State<AppState>,
     Caller(caller): Caller,
