@@ -42,7 +42,8 @@ pub struct Figures {
     /// Steps that ran more than once (a killed worker's steps run again:
     /// expected under SIGKILL, 0 under SIGTERM).
     pub reattempted: usize,
-    /// From the last fault to the last completion.
+    /// From the last fault to the completion of the last task that was in
+    /// flight at it (zero when all of them had finished before it).
     pub recovery: Option<Duration>,
 }
 
@@ -71,25 +72,53 @@ impl fmt::Display for Figures {
             "| steps re-attempted | {} of {} |",
             self.reattempted, self.steps
         )?;
-        write!(f, "| last fault to last completion | {recovery} |")
+        write!(
+            f,
+            "| last fault to the last completion of a task in flight at it | {recovery} |"
+        )
     }
 }
 
-/// Each task's state and completion time.
+/// A task's state, and when it was created and completed.
+#[derive(Clone, Debug)]
+pub struct TaskState {
+    /// Its state.
+    pub state: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it completed.
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// A task's id, state, creation and completion, as queried.
+type TaskRow = (String, String, DateTime<Utc>, Option<DateTime<Utc>>);
+
+/// Each task's state and times.
 ///
 /// # Errors
 /// When PostgreSQL fails.
 pub async fn states(
     pool: &PgPool,
     tasks: &[String],
-) -> Result<HashMap<String, (String, Option<DateTime<Utc>>)>, sqlx::Error> {
-    let rows: Vec<(String, String, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT task_uuid::text, state, completed_at FROM tasker.tasks WHERE task_uuid::text = ANY($1)",
+) -> Result<HashMap<String, TaskState>, sqlx::Error> {
+    let rows: Vec<TaskRow> = sqlx::query_as(
+        "SELECT task_uuid::text, state, created_at, completed_at FROM tasker.tasks \
+         WHERE task_uuid::text = ANY($1)",
     )
     .bind(tasks)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(|(t, s, c)| (t, (s, c))).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(task, state, created_at, completed_at)| {
+            let times = TaskState {
+                state,
+                created_at,
+                completed_at,
+            };
+            (task, times)
+        })
+        .collect())
 }
 
 /// The figures of `tracked`, whose last fault was at `last_fault`.
@@ -108,11 +137,15 @@ pub async fn measure(
         tasks: tracked.len(),
         ..Figures::default()
     };
+    // Recovery is measured on the tasks in flight at the last fault: ones
+    // created later say how long the backlog took, not the recovery.
     let mut last_completion: Option<DateTime<Utc>> = None;
     for t in tracked {
         match states.get(&t.task) {
-            Some((state, completed)) if state == "complete" => {
-                last_completion = last_completion.max(*completed);
+            Some(task) if task.state == "complete" => {
+                if last_fault.is_some_and(|fault| task.created_at <= fault) {
+                    last_completion = last_completion.max(task.completed_at);
+                }
             }
             _ => figures.lost += 1,
         }
