@@ -6,6 +6,7 @@
 
 mod analytics;
 mod compare;
+mod load;
 mod measure;
 mod stack;
 mod stats;
@@ -78,6 +79,19 @@ enum Role {
         /// Timed runs of each query per window and filter.
         #[arg(long, default_value_t = 20)]
         runs: usize,
+    },
+    /// Load the REST API from concurrent clients on loopback (create, then
+    /// get, as fast as they can) for `--seconds`: once with the default
+    /// configuration, once with the backlog limits at `backlog_limit`.
+    /// Counts every answer by kind and checks every accepted task completes.
+    Load {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Backlog limit (`max_pending_results`, `max_unclaimed_steps`) of
+        /// the second run.
+        #[arg(long, default_value_t = 50)]
+        backlog_limit: u64,
     },
     /// (internal) Run the orchestration server under test.
     #[command(hide = true)]
@@ -160,8 +174,48 @@ fn main() -> anyhow::Result<()> {
             };
             runtime.block_on(analytics::run(&settings))
         }
+        Some(Role::Load {
+            clients,
+            backlog_limit,
+        }) => runtime.block_on(run_load(&cli, clients, backlog_limit)),
         None => runtime.block_on(bench(cli)),
     }
+}
+
+async fn run_load(cli: &Cli, clients: usize, backlog_limit: u64) -> anyhow::Result<()> {
+    let settings = load::LoadSettings {
+        port: cli.port,
+        window: Duration::from_secs(if cli.smoke { 2 } else { cli.seconds }),
+        clients: if cli.smoke { 4 } else { clients },
+    };
+    let low = format!(
+        "[backpressure]\nmax_pending_results = {backlog_limit}\nmax_unclaimed_steps = {backlog_limit}\nsample_interval_ms = 100\nretry_after_seconds = 1\n"
+    );
+    let runs = vec![
+        load::run(&settings, "default limits", None).await?,
+        load::run(
+            &settings,
+            &format!("backlog limit {backlog_limit}"),
+            Some(&low),
+        )
+        .await?,
+    ];
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+    } else {
+        load::print_table(&runs);
+    }
+    let broken = runs.iter().any(|r| {
+        r.server_errors > 0
+            || r.refused_without_retry_after > 0
+            || r.client_errors > 0
+            || r.tasks_completed < r.tasks_accepted
+    });
+    anyhow::ensure!(
+        !broken,
+        "the API answered 5xx without Retry-After, 4xx, or lost an accepted task"
+    );
+    Ok(())
 }
 
 async fn stop_on_sigterm() -> CancellationToken {

@@ -92,6 +92,17 @@ impl Bench {
         worker: &WorkerUnderTest,
         callable: &str,
     ) -> anyhow::Result<Self> {
+        Self::start_configured(port, worker, callable, None).await
+    }
+
+    /// As [`Bench::start_with`], with `overrides` (TOML) layered over the
+    /// configuration of both processes (through `TASKER_CONFIG_DIR`).
+    pub(crate) async fn start_configured(
+        port: u16,
+        worker: &WorkerUnderTest,
+        callable: &str,
+        overrides: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let (admin_url, cluster) = match std::env::var("DATABASE_URL") {
             Ok(url) if !url.is_empty() => (url, None),
             _ => {
@@ -138,10 +149,19 @@ impl Bench {
 
         let logs = std::env::temp_dir().join(format!("tasker-bench-logs-{}", std::process::id()));
         std::fs::create_dir_all(&logs)?;
+        let config_dir = logs.join("config");
+        if let Some(overrides) = overrides {
+            std::fs::create_dir_all(config_dir.join("base"))?;
+            std::fs::write(config_dir.join("base/overrides.toml"), overrides)?;
+        }
         let exe = std::env::current_exe()?;
         let spawn = |role: &str, program: &Path, args: &[&str]| -> anyhow::Result<Child> {
             let log = std::fs::File::create(logs.join(format!("{role}.log")))?;
-            Ok(Command::new(program)
+            let mut command = Command::new(program);
+            if overrides.is_some() {
+                command.env("TASKER_CONFIG_DIR", &config_dir);
+            }
+            Ok(command
                 .args(args)
                 .env("DATABASE_URL", &url)
                 .env("TASKER_ENV", "production")
