@@ -169,6 +169,9 @@ pub(crate) async fn run(
     if open > 0 {
         eprintln!("{open} tasks still open after the drain");
     }
+    // Stopped and dropped before the next run starts on the same port and
+    // database name.
+    bench.stop(false).await?;
     let requests = tally.ok
         + tally.refused_with
         + tally.refused_without

@@ -215,6 +215,10 @@ async fn run_load(cli: &Cli, clients: usize, backlog_limit: u64) -> anyhow::Resu
         !broken,
         "the API answered 5xx without Retry-After, 4xx, or lost an accepted task"
     );
+    anyhow::ensure!(
+        runs[0].refused_with_retry_after == 0,
+        "with the default limits nothing may be refused"
+    );
     Ok(())
 }
 
