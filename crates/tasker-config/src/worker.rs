@@ -28,6 +28,7 @@ pub(crate) struct RawWorker {
     completion_flush_interval_ms: u64,
     domain_event_capacity: usize,
     shutdown_timeout_ms: u64,
+    metrics_bind: String,
 }
 
 /// How a worker runs.
@@ -58,6 +59,9 @@ pub struct WorkerConfig {
     pub domain_event_capacity: NonZeroUsize,
     /// Soft-shutdown budget.
     pub shutdown_timeout: Duration,
+    /// Where the worker serves `/metrics` and `/health`; `None` serves
+    /// neither.
+    pub metrics_bind: Option<std::net::SocketAddr>,
 }
 
 impl RawWorker {
@@ -102,7 +106,17 @@ impl RawWorker {
         if let Some(var) = template_path_var {
             template_paths.extend(var.split(':').filter(|p| !p.is_empty()).map(PathBuf::from));
         }
+        let bind = self.metrics_bind.trim();
+        let metrics_bind = if bind.is_empty() {
+            None
+        } else {
+            Some(bind.parse().map_err(|e| ConfigError::Invalid {
+                key: k("metrics_bind"),
+                message: format!("`{bind}` is not an address such as 0.0.0.0:9090: {e}"),
+            })?)
+        };
         Ok(WorkerConfig {
+            metrics_bind,
             worker_id: Some(self.worker_id).filter(|w| !w.is_empty()),
             namespaces: self.namespaces,
             template_paths,

@@ -40,18 +40,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(default: &str) {
-    let filter = tracing_subscriber_filter(default);
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-}
-
-fn tracing_subscriber_filter(default: &str) -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+/// Logs to stderr (stdout carries the command's output) at `default`
+/// unless `RUST_LOG` says otherwise, exporting spans over OTLP when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set. The guard flushes on drop.
+fn init_telemetry(default: &str) -> Result<tasker_telemetry::Telemetry, Failure> {
+    let config = tasker_config::TelemetryConfig {
+        log_format: tasker_config::LogFormat::Pretty,
+        log_level: default.to_owned(),
+        otlp_endpoint: std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .ok()
+            .filter(|e| !e.trim().is_empty()),
+        metrics_sample_interval: std::time::Duration::from_secs(5),
+    };
+    tasker_telemetry::init(&config, "tasker-ctl", tasker_telemetry::LogOutput::Stderr)
+        .map_err(|e| Failure::new(USAGE, e.to_string()))
 }
 
 async fn run(cli: Cli) -> CtlResult {
@@ -78,11 +80,11 @@ async fn run(cli: Cli) -> CtlResult {
         Command::Health => commands::health::run(&client()?, cli.output).await,
         Command::Config(command) => commands::config::run(cli.output, command),
         Command::Dev(args) => {
-            init_logging("info,sqlx=warn");
+            let _telemetry = init_telemetry("info,sqlx=warn")?;
             commands::dev::dev(args).await
         }
         Command::Demo(args) => {
-            init_logging("warn,sqlx=error");
+            let _telemetry = init_telemetry("warn,sqlx=error")?;
             commands::dev::demo(args, cli.output).await
         }
         Command::TestCluster => commands::dev::test_cluster().await,

@@ -33,6 +33,7 @@ pub mod dlq;
 pub mod execution_context;
 pub mod named_task;
 pub mod result_audit;
+pub mod state_counts;
 pub mod step_redrive;
 pub mod task;
 pub mod task_staleness;

@@ -69,6 +69,8 @@ pub struct DueStep {
     pub attempt: u32,
     /// The task's correlation id.
     pub correlation_id: CorrelationId,
+    /// The trace the task was created in.
+    pub traceparent: Option<tasker_types::trace::TraceParent>,
     /// Which pointer it needs.
     pub kind: RedriveKind,
 }
@@ -115,7 +117,7 @@ pub async fn mark_due(
                RETURNING s.workflow_step_uuid, s.task_uuid, s.template_step, s.state, s.attempts)
            SELECT m.workflow_step_uuid AS "workflow_step_uuid!", m.task_uuid AS "task_uuid!",
                   m.template_step AS "template_step!", m.state AS "state!",
-                  m.attempts AS "attempts!", t.named_task_uuid, t.correlation_id
+                  m.attempts AS "attempts!", t.named_task_uuid, t.correlation_id, t.traceparent
            FROM marked m JOIN tasker.tasks t ON t.task_uuid = m.task_uuid
            ORDER BY m.workflow_step_uuid"#,
         cutoff,
@@ -140,6 +142,7 @@ pub async fn mark_due(
                 template_step: r.template_step,
                 attempt: convert::count(r.attempts),
                 correlation_id: CorrelationId::from_uuid(r.correlation_id),
+                traceparent: r.traceparent.as_deref().and_then(|t| t.parse().ok()),
                 kind,
             })
         })

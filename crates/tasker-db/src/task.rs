@@ -9,6 +9,7 @@ use tasker_types::ids::StepUuid;
 use tasker_types::ids::{CorrelationId, TaskUuid, TemplateUuid};
 use tasker_types::state::{TaskEvent, TaskState};
 use tasker_types::template::TaskTemplate;
+use tasker_types::trace::TraceParent;
 
 use crate::convert;
 use crate::error::DbError;
@@ -56,6 +57,8 @@ pub struct TaskRow {
     pub updated_at: DateTime<Utc>,
     /// Reached a terminal state.
     pub completed_at: Option<DateTime<Utc>>,
+    /// The trace the task was created in, carried by its steps' pointers.
+    pub traceparent: Option<TraceParent>,
 }
 
 /// A task to create.
@@ -84,6 +87,8 @@ pub struct NewTask<'a> {
     pub source_system: Option<String>,
     /// Why.
     pub reason: Option<String>,
+    /// The trace of the span creating it (see [`TaskRow::traceparent`]).
+    pub traceparent: Option<TraceParent>,
 }
 
 impl<'a> NewTask<'a> {
@@ -101,6 +106,7 @@ impl<'a> NewTask<'a> {
             initiator: None,
             source_system: None,
             reason: None,
+            traceparent: None,
         }
     }
 }
@@ -248,9 +254,9 @@ pub async fn create_started(
                INSERT INTO tasker.tasks
                    (task_uuid, named_task_uuid, namespace, name, version, state, context,
                     identity_hash, idempotency_key, correlation_id, priority, tags, initiator,
-                    source_system, reason, last_sort_key)
+                    source_system, reason, last_sort_key, traceparent)
                VALUES ($1, $2, $3, $4, $5, $15, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                       $20::int4 - 1)
+                       $20::int4 - 1, $23)
                ON CONFLICT (identity_hash) WHERE identity_hash IS NOT NULL DO NOTHING
                RETURNING *),
            history AS (
@@ -265,7 +271,7 @@ pub async fn create_started(
                   state AS "state!", context AS "context!", identity_hash, idempotency_key,
                   correlation_id AS "correlation_id!", priority AS "priority!", tags AS "tags!",
                   initiator, source_system, reason, created_at AS "created_at!",
-                  updated_at AS "updated_at!", completed_at
+                  updated_at AS "updated_at!", completed_at, traceparent
            FROM t"#,
         task_uuid.as_uuid(),
         new.template.named_task_uuid.as_uuid(),
@@ -289,6 +295,7 @@ pub async fn create_started(
         last,
         ctx.metadata_or_empty(),
         ctx.processor_id.as_deref(),
+        new.traceparent.map(|t| t.to_string()),
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -344,7 +351,7 @@ pub async fn get(
         TaskRecord,
         r#"SELECT task_uuid, named_task_uuid, namespace, name, version, state, context,
                   identity_hash, idempotency_key, correlation_id, priority, tags, initiator,
-                  source_system, reason, created_at, updated_at, completed_at
+                  source_system, reason, created_at, updated_at, completed_at, traceparent
            FROM tasker.tasks WHERE task_uuid = $1"#,
         task.as_uuid()
     )
@@ -419,7 +426,7 @@ pub async fn lock_many(
         TaskRecord,
         r#"SELECT task_uuid, named_task_uuid, namespace, name, version, state, context,
                   identity_hash, idempotency_key, correlation_id, priority, tags, initiator,
-                  source_system, reason, created_at, updated_at, completed_at
+                  source_system, reason, created_at, updated_at, completed_at, traceparent
            FROM tasker.tasks WHERE task_uuid = ANY($1) ORDER BY task_uuid FOR UPDATE"#,
         &uuids
     )
@@ -442,7 +449,7 @@ pub async fn lock_if_free(
         TaskRecord,
         r#"SELECT task_uuid, named_task_uuid, namespace, name, version, state, context,
                   identity_hash, idempotency_key, correlation_id, priority, tags, initiator,
-                  source_system, reason, created_at, updated_at, completed_at
+                  source_system, reason, created_at, updated_at, completed_at, traceparent
            FROM tasker.tasks WHERE task_uuid = $1 FOR UPDATE SKIP LOCKED"#,
         task.as_uuid()
     )
@@ -579,7 +586,7 @@ pub async fn list(
         TaskRecord,
         r#"SELECT task_uuid, named_task_uuid, namespace, name, version, state, context,
                   identity_hash, idempotency_key, correlation_id, priority, tags, initiator,
-                  source_system, reason, created_at, updated_at, completed_at
+                  source_system, reason, created_at, updated_at, completed_at, traceparent
            FROM tasker.tasks
            WHERE ($1::text IS NULL OR namespace = $1)
              AND ($2::text IS NULL OR name = $2)
@@ -635,6 +642,7 @@ struct TaskRecord {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     completed_at: Option<DateTime<Utc>>,
+    traceparent: Option<String>,
 }
 
 impl TryFrom<TaskRecord> for TaskRow {
@@ -660,6 +668,8 @@ impl TryFrom<TaskRecord> for TaskRow {
             created_at: r.created_at,
             updated_at: r.updated_at,
             completed_at: r.completed_at,
+            // Written only from a parsed value; anything else is no trace.
+            traceparent: r.traceparent.and_then(|t| t.parse().ok()),
         })
     }
 }

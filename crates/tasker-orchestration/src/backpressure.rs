@@ -145,18 +145,10 @@ pub(crate) async fn sample(shared: Arc<Shared>, shutdown: CancellationToken) {
     }
     // Enough rows to tell whether either limit is passed (see Backlog).
     let cap = config.max_pending_results.unwrap_or(0) + config.max_unclaimed_steps.unwrap_or(0) + 2;
-    let mut tick = tokio::time::interval(config.sample_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        if shared.breakers.database.admit().is_err() {
-            continue;
-        }
+    let breaker = &shared.breakers.database;
+    let measure = || async {
         let measured = tasker_db::backlog::measure(&shared.pool, cap).await;
-        shared.breakers.database.record(&measured);
+        breaker.record(&measured);
         match measured {
             Ok(backlog) => {
                 shared
@@ -169,7 +161,10 @@ pub(crate) async fn sample(shared: Arc<Shared>, shutdown: CancellationToken) {
             }
             Err(err) => tracing::debug!(error = %err, "measuring the backlog failed"),
         }
-    }
+    };
+    // Once at start, then on every tick.
+    measure().await;
+    crate::maintenance::every(breaker, Some(config.sample_interval), shutdown, measure).await;
 }
 
 #[cfg(test)]

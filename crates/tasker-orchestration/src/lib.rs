@@ -249,6 +249,16 @@ impl Orchestrator {
         maintenance::redrive::sweep(&self.shared, now).await
     }
 
+    /// Refreshes the gauges read from the database (tasks by state, DLQ
+    /// entries, queue depths) now; [`Orchestrator::run`] does so every
+    /// `telemetry.metrics_sample_interval_ms`.
+    ///
+    /// # Errors
+    /// [`OrchestrationError`] on database failure.
+    pub async fn sample_metrics(&self) -> Result<(), OrchestrationError> {
+        telemetry::gauges::sample_once(&self.shared).await
+    }
+
     /// Runs the result loop until `shutdown` is cancelled, then shuts down
     /// softly (finish batches in hand) within the configured timeout.
     ///
@@ -272,7 +282,13 @@ impl Orchestrator {
             shutdown.clone().cancelled_owned(),
         ));
         let sampler = tokio::spawn(backpressure::sample(self.shared.clone(), shutdown.clone()));
+        tasker_telemetry::metrics::register_zeroes(tasker_telemetry::metrics::Exporter::Server);
+        let gauges = tokio::spawn(telemetry::gauges::run(
+            self.shared.clone(),
+            shutdown.clone(),
+        ));
         loops::results::run(self.shared.clone(), shutdown).await;
+        let _ = gauges.await;
         let _ = staleness.await;
         let _ = redrive.await;
         let _ = probe.await;

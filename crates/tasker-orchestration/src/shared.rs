@@ -126,6 +126,13 @@ impl Shared {
         Ok(())
     }
 
+    /// The queues this process created or found, for the depth gauges.
+    pub(crate) fn known_queues(&self) -> Vec<QueueName> {
+        let mut queues: Vec<QueueName> = lock(&self.known_queues).iter().cloned().collect();
+        queues.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        queues
+    }
+
     /// The compiled `input_schema` of a template (templates never change
     /// once registered, so the cache never goes stale).
     pub(crate) fn input_schema(

@@ -15,6 +15,7 @@
 //! - [`schema`]: compiled JSON Schemas for contexts and results.
 //! - [`api`]: request and response types shared by API, client and engine.
 //! - [`analytics`]: the analytics reports and their query (SPEC §8.1).
+//! - [`trace`]: W3C trace context carried with tasks and messages (SPEC §11).
 //! - [`auth`]: token claims and the stored form of API keys (SPEC §8.3).
 //!
 //! ```
@@ -44,3 +45,4 @@ pub mod reconnect;
 pub mod schema;
 pub mod state;
 pub mod template;
+pub mod trace;

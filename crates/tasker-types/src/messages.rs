@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{CorrelationId, StepUuid, TaskUuid};
 use crate::names::{is_valid_namespace, is_valid_pool};
+use crate::trace::TraceParent;
 
 /// A validated queue name (`[a-z0-9_]`, at most 47 characters, PGMQ's limit).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -139,6 +140,10 @@ pub struct StepMessage {
     pub step_uuid: StepUuid,
     /// The task's correlation id.
     pub correlation_id: CorrelationId,
+    /// The trace the message belongs to (W3C `traceparent`), so spans on
+    /// the other side join it; absent when tracing is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<TraceParent>,
 }
 
 /// Points at one attempt of one step.
@@ -153,6 +158,10 @@ pub struct StepAttempt {
     pub attempt: u32,
     /// The task's correlation id.
     pub correlation_id: CorrelationId,
+    /// The trace the message belongs to (W3C `traceparent`), so spans on
+    /// the other side join it; absent when tracing is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<TraceParent>,
 }
 
 /// On `orchestration_step_results`: something about a step needs
@@ -184,6 +193,10 @@ pub struct TaskMessage {
     pub task_uuid: TaskUuid,
     /// The task's correlation id.
     pub correlation_id: CorrelationId,
+    /// The trace the message belongs to (W3C `traceparent`), so spans on
+    /// the other side join it; absent when tracing is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<TraceParent>,
 }
 
 #[cfg(test)]
@@ -254,6 +267,7 @@ mod tests {
             step_uuid: StepUuid::new(),
             attempt: 2,
             correlation_id: CorrelationId::new(),
+            traceparent: None,
         };
         let json = serde_json::to_value(OrchestrationMessage::RetryDue(attempt)).unwrap();
         assert_eq!(json["kind"], "retry_due");
@@ -268,9 +282,22 @@ mod tests {
             task_uuid: TaskUuid::new(),
             step_uuid: StepUuid::new(),
             correlation_id: CorrelationId::new(),
+            traceparent: None,
         };
         let json = serde_json::to_value(msg).unwrap();
         assert_eq!(json.as_object().unwrap().len(), 3);
         assert_eq!(serde_json::from_value::<StepMessage>(json).unwrap(), msg);
+        let traced = StepMessage {
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .ok(),
+            ..msg
+        };
+        let json = serde_json::to_value(traced).unwrap();
+        assert_eq!(
+            json["traceparent"],
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        assert_eq!(serde_json::from_value::<StepMessage>(json).unwrap(), traced);
     }
 }

@@ -9,6 +9,7 @@ mod dev_cluster;
 mod fencing;
 mod migrations;
 mod redrive;
+mod state_counts;
 mod step_change;
 mod support;
 mod task_creation;

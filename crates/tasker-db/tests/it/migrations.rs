@@ -26,6 +26,8 @@ async fn migrate_is_idempotent_and_installs_pgmq_and_the_schema() {
         [
             "message_outbox",
             "named_tasks",
+            "state_count_deltas",
+            "state_counts",
             "task_namespaces",
             "task_transitions",
             "task_watches",

@@ -4,7 +4,6 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -29,7 +28,12 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = tasker_config::load().context("loading configuration")?;
-    tasker_orchestration::telemetry::logging::init(&config.telemetry);
+    let telemetry = tasker_telemetry::init(
+        &config.telemetry,
+        "tasker-server",
+        tasker_telemetry::LogOutput::Stdout,
+    )
+    .context("setting up telemetry")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
             let pool = tasker_db::connect(&config.database, "tasker-server-migrate")
@@ -39,34 +43,13 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("database migrated");
         }
         Command::Serve => {
-            let shutdown = CancellationToken::new();
-            tokio::spawn(stop_on_signal(shutdown.clone()));
+            let shutdown = tasker_telemetry::shutdown::on_signal();
             tasker_orchestration::server::serve(config, shutdown)
                 .await
                 .context("running the server")?;
         }
     }
+    // The last spans leave before the process does.
+    telemetry.shutdown();
     Ok(())
-}
-
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutting down");
-    shutdown.cancel();
 }

@@ -4,9 +4,11 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use tasker_proto::v1;
 use tasker_proto::v1::task_service_server::{TaskService, TaskServiceServer};
+use tasker_telemetry::propagation;
 use tasker_types::api::{TaskListQuery, TaskRequest};
 use tasker_types::ids::TaskUuid;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 use super::GrpcState;
 use super::auth::principal;
@@ -32,8 +34,16 @@ impl TaskService for Tasks {
         request: Request<v1::CreateTaskRequest>,
     ) -> Result<Response<v1::TaskView>, Status> {
         let principal = principal(&self.state, &request)?;
+        // Continues the caller's trace from its `traceparent` metadata.
+        let span = tracing::info_span!("grpc.CreateTask");
+        let incoming = request.metadata().get(propagation::HEADER);
+        propagation::continue_trace(
+            &span,
+            propagation::from_header(incoming.map(|v| v.as_bytes())),
+        );
         let input: TaskRequest = convert(request.into_inner())?;
         let view = tasks::create(&self.state.orchestrator, &principal, input)
+            .instrument(span)
             .await
             .map_err(to_status)?;
         Ok(Response::new(view.into()))

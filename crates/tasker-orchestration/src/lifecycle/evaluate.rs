@@ -443,6 +443,7 @@ impl Evaluator<'_> {
                     step_uuid: step,
                     attempt,
                     correlation_id: task.correlation_id,
+                    traceparent: task.traceparent,
                 };
                 self.ev.reminders.push((pointer, due));
                 self.ev.outcomes.push(Outcome::RetryScheduled {

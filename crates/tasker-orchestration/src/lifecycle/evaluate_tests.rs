@@ -42,6 +42,7 @@ fn facts(state: TaskState) -> TaskFacts {
         task_uuid: TaskUuid::new(),
         state,
         correlation_id: CorrelationId::default(),
+        traceparent: None,
     }
 }
 
@@ -108,6 +109,7 @@ fn pointer(graph: &TaskGraph, name: &str, attempt: u32) -> StepAttempt {
         step_uuid: uuid_of(graph, name),
         attempt,
         correlation_id: graph.task.correlation_id,
+        traceparent: graph.task.traceparent,
     }
 }
 

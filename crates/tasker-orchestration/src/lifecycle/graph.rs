@@ -16,6 +16,7 @@ use tasker_types::ids::{CorrelationId, StepUuid, TaskUuid};
 use tasker_types::outcome::{FlowControl, StepFailure};
 use tasker_types::state::{StepState, TaskState};
 use tasker_types::template::{BatchConfig, StepType, TaskTemplate};
+use tasker_types::trace::TraceParent;
 
 /// What the rules need of the task itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub(crate) struct TaskFacts {
     pub(crate) state: TaskState,
     /// Carried on every pointer.
     pub(crate) correlation_id: CorrelationId,
+    /// The trace the task was created in, carried on every pointer.
+    pub(crate) traceparent: Option<TraceParent>,
 }
 
 impl From<&TaskRow> for TaskFacts {
@@ -34,6 +37,7 @@ impl From<&TaskRow> for TaskFacts {
             task_uuid: row.task_uuid,
             state: row.state,
             correlation_id: row.correlation_id,
+            traceparent: row.traceparent,
         }
     }
 }

@@ -9,6 +9,7 @@ use tasker_types::api::TaskRequest;
 use tasker_types::backoff::RandomJitter;
 use tasker_types::ids::StepUuid;
 use tasker_types::state::TaskState;
+use tracing::Instrument as _;
 
 use super::batch::Batch;
 use super::evaluate::evaluate;
@@ -36,9 +37,21 @@ pub(crate) async fn find_template(
     })
 }
 
-/// Creates and starts a task. Returns the task, its steps and edges as
-/// committed (the task normally `steps_in_process`).
+/// Creates and starts a task, in a `task.create` span (a child of the
+/// caller's span, so of an incoming `traceparent`), whose trace context is
+/// stored with the task. Returns the task, its steps and edges as committed
+/// (the task normally `steps_in_process`).
 pub(crate) async fn create_task(
+    shared: &Shared,
+    request: TaskRequest,
+) -> Result<CreatedTask, OrchestrationError> {
+    let span = tracing::info_span!("task.create", namespace = %request.namespace,
+        template = %request.name, task_uuid = tracing::field::Empty,
+        correlation_id = tracing::field::Empty);
+    create_in_span(shared, request).instrument(span).await
+}
+
+async fn create_in_span(
     shared: &Shared,
     request: TaskRequest,
 ) -> Result<CreatedTask, OrchestrationError> {
@@ -72,12 +85,19 @@ pub(crate) async fn create_task(
         initiator: request.initiator,
         source_system: request.source_system,
         reason: request.reason,
+        traceparent: tasker_telemetry::propagation::current(),
         ..NewTask::new(&template, &shared.config.environment, request.context)
     };
+    let span = tracing::Span::current();
+    span.record("task_uuid", tracing::field::display(new.task_uuid));
+    if let Some(correlation_id) = new.correlation_id {
+        span.record("correlation_id", tracing::field::display(correlation_id));
+    }
     let facts = TaskFacts {
         task_uuid: new.task_uuid,
         state: TaskState::Pending,
         correlation_id: new.correlation_id.unwrap_or_default(),
+        traceparent: new.traceparent,
     };
     let mut batch = Batch::new(shared, shared.ctx());
     let evaluation = evaluate(

@@ -20,6 +20,8 @@ use tasker_messaging::{Delivery, QueueTx, Staged};
 use tasker_types::backoff::RandomJitter;
 use tasker_types::ids::TaskUuid;
 use tasker_types::messages::{OrchestrationMessage, QueueName};
+use tasker_types::trace::TraceParent;
+use tracing::Instrument as _;
 
 use super::batch::{Batch, BatchReport};
 use super::evaluate::{Input, evaluate};
@@ -124,11 +126,39 @@ async fn apply_and_commit(
     earlier: Staged,
 ) -> Result<BatchReport, OrchestrationError> {
     let shared = batch.shared;
-    apply_batch(&mut batch, &mut tx, messages).await?;
-    let (flushed, report) = batch.flush(&mut tx).await?;
-    tx.commit().await?;
-    tasker_messaging::settle_after_commit(shared.queue.as_ref(), earlier.and(flushed)).await;
-    Ok(report)
+    let span = tracing::info_span!("orchestration.batch", size = messages.len());
+    // Each traced message gets a `step.result` span in its own trace (the
+    // worker's `step.run` is its parent), lasting until the batch commits;
+    // the batch span, which serves many traces, links to them.
+    let results: Vec<tracing::Span> = messages
+        .iter()
+        .filter_map(|m| result_span(&span, &m.payload))
+        .collect();
+    let applied = async {
+        apply_batch(&mut batch, &mut tx, messages).await?;
+        let (flushed, report) = batch.flush(&mut tx).await?;
+        tx.commit().await?;
+        tasker_messaging::settle_after_commit(shared.queue.as_ref(), earlier.and(flushed)).await;
+        Ok(report)
+    }
+    .instrument(span)
+    .await;
+    drop(results);
+    applied
+}
+
+/// The `step.result` span of a message that carries a trace context.
+fn result_span(batch: &tracing::Span, payload: &serde_json::Value) -> Option<tracing::Span> {
+    let field = |name: &str| payload.get(name).and_then(serde_json::Value::as_str);
+    let traceparent: TraceParent = field("traceparent")?.parse().ok()?;
+    let span = tracing::info_span!(parent: None, "step.result",
+        kind = field("kind").unwrap_or("unknown"), task_uuid = field("task_uuid").unwrap_or(""),
+        step_uuid = field("step_uuid").unwrap_or(""),
+        attempt = payload.get("attempt").and_then(serde_json::Value::as_u64).unwrap_or(0),
+        correlation_id = field("correlation_id").unwrap_or(""));
+    tasker_telemetry::propagation::continue_trace(&span, Some(traceparent));
+    tasker_telemetry::propagation::link(batch, tasker_telemetry::propagation::traceparent(&span));
+    Some(span)
 }
 
 /// The batch itself, in the caller's transaction; pointers go to `batch`.

@@ -55,7 +55,10 @@ where
     let mut result = attempt().await;
     for _ in 1..MAX_EVALUATIONS {
         match &result {
-            Err(err) if is_conflict(err) => result = attempt().await,
+            Err(err) if is_conflict(err) => {
+                metrics::counter!("tasker_orchestration_conflicts_total").increment(1);
+                result = attempt().await;
+            }
             _ => break,
         }
     }
@@ -163,6 +166,7 @@ pub(crate) fn queue_pointers(
             task_uuid: task.task_uuid,
             step_uuid: *step,
             correlation_id: task.correlation_id,
+            traceparent: task.traceparent,
         };
         batch.out.send(queue, to_json(&pointer)?);
     }
@@ -258,6 +262,7 @@ fn report(
         let elapsed = (now - task_row.created_at).num_milliseconds().max(0) as f64 / 1000.0;
         let labels = [
             ("namespace", task_row.namespace.clone()),
+            ("template", task_row.name.clone()),
             ("state", state.as_str().to_owned()),
         ];
         metrics::counter!("tasker_tasks_finished_total", &labels).increment(1);

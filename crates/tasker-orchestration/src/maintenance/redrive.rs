@@ -111,6 +111,7 @@ async fn pointer(
         step_uuid: step.step_uuid,
         attempt: step.attempt,
         correlation_id: step.correlation_id,
+        traceparent: step.traceparent,
     };
     Ok(match step.kind {
         RedriveKind::Dispatch | RedriveKind::LeaseExpired => {
@@ -122,6 +123,7 @@ async fn pointer(
                 task_uuid: step.task_uuid,
                 step_uuid: step.step_uuid,
                 correlation_id: step.correlation_id,
+                traceparent: step.traceparent,
             };
             (queue, to_json(&message)?)
         }

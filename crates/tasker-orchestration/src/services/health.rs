@@ -163,15 +163,7 @@ fn breaker_check(snapshot: &BreakerSnapshot) -> HealthCheck {
 /// Publishes the breakers' states as metrics (called on each scrape: it
 /// reads memory only).
 pub fn export_breaker_metrics(orchestrator: &Orchestrator) {
-    for snapshot in orchestrator.breakers().snapshots() {
-        let component = snapshot.component;
-        metrics::gauge!("tasker_circuit_breaker_state", "component" => component)
-            .set(snapshot.state.gauge());
-        metrics::counter!("tasker_circuit_breaker_opened_total", "component" => component)
-            .absolute(snapshot.times_opened);
-        metrics::counter!("tasker_circuit_breaker_rejected_total", "component" => component)
-            .absolute(snapshot.rejected);
-    }
+    tasker_telemetry::metrics::export_breakers(orchestrator.breakers());
 }
 
 /// Readiness plus pool and queue details.

@@ -1,4 +1,5 @@
-//! Logs and metrics.
+//! Metrics: the recorder and catalogue live in [`tasker_telemetry`];
+//! [`gauges`] refreshes the ones read from the database.
 
-pub mod logging;
-pub mod metrics;
+pub mod gauges;
+pub use tasker_telemetry::metrics;

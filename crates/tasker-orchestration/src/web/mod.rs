@@ -17,6 +17,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use tasker_telemetry::propagation;
+use tracing::Instrument as _;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -141,8 +143,18 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    // The request's span continues the caller's trace (a W3C `traceparent`
+    // header); a task created under it stores that trace.
+    let span = tracing::info_span!("http.request", http.method = %method, http.route = %route,
+        http.status = tracing::field::Empty);
+    let incoming = request.headers().get(propagation::HEADER);
+    propagation::continue_trace(
+        &span,
+        propagation::from_header(incoming.map(|v| v.as_bytes())),
+    );
     let started = Instant::now();
-    let response = match tokio::time::timeout(state.web.request_timeout, next.run(request)).await {
+    let running = tokio::time::timeout(state.web.request_timeout, next.run(request));
+    let response = match running.instrument(span.clone()).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -152,6 +164,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .into_response(),
     };
     let status = response.status().as_u16().to_string();
+    span.record("http.status", status.as_str());
     metrics::counter!("tasker_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("tasker_http_request_duration_seconds", "method" => method, "route" => route)

@@ -156,6 +156,7 @@ async fn a_duplicate_decision_result_creates_nothing_twice() {
         step_uuid: decision.workflow_step_uuid,
         attempt: decision.attempts,
         correlation_id: task.correlation_id,
+        traceparent: None,
     }))
     .unwrap();
     let mut unit = QueueTx::standalone();

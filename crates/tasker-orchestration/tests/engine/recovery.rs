@@ -31,6 +31,7 @@ async fn duplicated_messages_run_nothing_twice() {
         task_uuid: task.task_uuid,
         step_uuid: once.workflow_step_uuid,
         correlation_id: task.correlation_id,
+        traceparent: None,
     })
     .unwrap();
     let worker_queue = QueueName::worker("recovery_tests").unwrap();
@@ -103,6 +104,7 @@ async fn send_results(
         step_uuid: step,
         attempt: 1,
         correlation_id: task.correlation_id,
+        traceparent: None,
     }))
     .unwrap();
     send_now(

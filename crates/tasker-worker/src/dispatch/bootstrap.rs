@@ -22,9 +22,9 @@ pub struct HostOptions<'a> {
 }
 
 /// Everything a binding does before [`super::EmbeddedWorker::start`]: loads
-/// the configuration ([`load_config`]), sends logs to stderr at its level
-/// ([`init_logging`]), and picks the Rust handlers to serve beside the
-/// host's.
+/// the configuration ([`load_config`]), sets up telemetry for the process
+/// ([`init_telemetry`]: logs to stderr, OTLP trace export when configured),
+/// and picks the Rust handlers to serve beside the host's.
 ///
 /// # Errors
 /// [`ConfigError`] naming the key at fault.
@@ -34,7 +34,7 @@ pub fn prepare(options: HostOptions<'_>) -> Result<EmbeddedWorkerOptions, Config
         options.config_dir,
         options.overrides_json,
     )?;
-    init_logging(&config.telemetry.log_level);
+    init_telemetry(&config)?;
     let rust_handlers = if options.include_builtins {
         HandlerRegistry::with_builtins()
     } else {
@@ -83,15 +83,25 @@ pub fn load_config(
     loader.load()
 }
 
-/// Sends the core's logs to stderr, filtered by `RUST_LOG` or `level`; the
-/// first call in a process installs the subscriber, later ones do nothing.
-pub fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// Sets up the process's telemetry from `config.telemetry` with
+/// [`tasker_telemetry::init_process`]: the core's logs go to stderr
+/// (standard output belongs to the host), filtered by `RUST_LOG` or
+/// `log_level`, and spans are exported over OTLP when an endpoint is set.
+/// The first call in a process installs it; later ones do nothing.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] on `telemetry.otlp_endpoint` when the exporter
+/// cannot be built from it.
+pub fn init_telemetry(config: &TaskerConfig) -> Result<(), ConfigError> {
+    tasker_telemetry::init_process(
+        &config.telemetry,
+        "tasker-worker",
+        tasker_telemetry::LogOutput::Stderr,
+    )
+    .map_err(|e| ConfigError::Invalid {
+        key: "telemetry.otlp_endpoint".into(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -419,6 +419,10 @@ impl EmbeddedWorker {
 impl Drop for EmbeddedWorker {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        // The host may exit right after: send the spans still buffered.
+        if std::process::id() == self.pid {
+            tasker_telemetry::flush_process();
+        }
         let Some(runtime) = self.runtime.take() else {
             return;
         };

@@ -41,7 +41,7 @@ mod foreign;
 mod hub;
 mod outcomes;
 
-pub use bootstrap::{HostOptions, init_logging, load_config, prepare};
+pub use bootstrap::{HostOptions, init_telemetry, load_config, prepare};
 pub use embedded::{EmbeddedWorker, EmbeddedWorkerOptions, WorkerState, WorkerStatus};
 pub use error::DispatchError;
 pub use hub::{Dispatch, DispatchId};

@@ -32,6 +32,9 @@ use crate::error::WorkerError;
 pub(crate) struct Claimed {
     pub(crate) attempt: u32,
     pub(crate) context: ExecutionContext,
+    /// `step.run`: opened when the claim began, in the trace the step's
+    /// pointer carried; closed by the completer once the result is stored.
+    pub(crate) span: tracing::Span,
 }
 
 /// Claims up to `max` steps from `queue`.
@@ -65,6 +68,19 @@ pub(crate) async fn claim_batch(
                 tracing::warn!(receipt = %message.receipt, error = %err, "dropping unreadable step message");
             }
         }
+    }
+    // One `step.run` span per step, joining the trace its pointer carries,
+    // with a `step.claim` child that lasts until the claim commits.
+    let mut runs: HashMap<StepUuid, tracing::Span> = HashMap::with_capacity(first_message.len());
+    let mut claiming = Vec::with_capacity(first_message.len());
+    for (step, pointer) in &first_message {
+        let run = tracing::info_span!("step.run", task_uuid = %pointer.task_uuid,
+            step_uuid = %step, correlation_id = %pointer.correlation_id,
+            step_name = tracing::field::Empty, namespace = tracing::field::Empty,
+            attempt = tracing::field::Empty, claimed = tracing::field::Empty);
+        tasker_telemetry::propagation::continue_trace(&run, pointer.traceparent);
+        claiming.push(tracing::info_span!(parent: &run, "step.claim", %queue));
+        runs.insert(*step, run);
     }
     let claims: Vec<StepChange> = first_message
         .keys()
@@ -109,13 +125,34 @@ pub(crate) async fn claim_batch(
         tx.commit().await?;
         tasker_messaging::settle_after_commit(shared.queue.as_ref(), taking.and(staged)).await;
     }
-    Ok(contexts
+    drop(claiming);
+    let conflicts = first_message.len().saturating_sub(contexts.len());
+    metrics::counter!("tasker_worker_claim_conflicts_total").increment(conflicts as u64);
+    let claimed: Vec<Claimed> = contexts
         .into_iter()
-        .map(|context| Claimed {
-            attempt: context.step.attempts,
-            context,
+        .map(|context| {
+            let span = runs
+                .remove(&context.step.workflow_step_uuid)
+                .unwrap_or_else(tracing::Span::none);
+            span.record("claimed", true);
+            span.record("step_name", context.step.name.as_str());
+            span.record("namespace", context.namespace.as_str());
+            span.record("attempt", context.step.attempts);
+            metrics::counter!("tasker_worker_steps_claimed_total", "namespace" => context.namespace.clone())
+                .increment(1);
+            Claimed {
+                attempt: context.step.attempts,
+                context,
+                span,
+            }
         })
-        .collect())
+        .collect();
+    // Pointers that ran nothing (a duplicate, a finished or live-leased
+    // step) end their span here.
+    for span in runs.into_values() {
+        span.record("claimed", false);
+    }
+    Ok(claimed)
 }
 
 /// What became of a message whose step was not claimable.
@@ -164,6 +201,7 @@ async fn settle(
                     step_uuid: step,
                     attempt: row.attempts,
                     correlation_id: pointer.correlation_id,
+                    traceparent: pointer.traceparent,
                 })),
                 Err(DbError::TransitionConflict { .. }) => Ok(Leftover::Nothing),
                 Err(err) => Err(err.into()),

@@ -64,14 +64,45 @@ pub(crate) async fn run(shared: Arc<WorkerShared>, mut receiver: mpsc::Receiver<
                 }
             }
         }
-        write_with_retries(&shared, &batch).await;
+        // `step.complete` lasts from the batch's start to its commit.
+        let completing: Vec<tracing::Span> = batch
+            .iter()
+            .map(
+                |c| tracing::info_span!(parent: &c.span, "step.complete", batch_size = batch.len()),
+            )
+            .collect();
+        let accepted = write_with_retries(&shared, &batch).await;
+        drop(completing);
+        report(&batch, accepted.as_deref());
         for completion in &batch {
             shared.in_flight.remove(completion.step, completion.attempt);
         }
     }
 }
 
-async fn write_with_retries(shared: &WorkerShared, batch: &[Completion]) {
+/// Metrics for a written batch (`accepted` is `None` when it was not
+/// written at all).
+fn report(batch: &[Completion], accepted: Option<&[bool]>) {
+    let Some(accepted) = accepted else { return };
+    let now = chrono::Utc::now();
+    for (c, taken) in batch.iter().zip(accepted) {
+        if !taken {
+            metrics::counter!("tasker_worker_stale_results_total").increment(1);
+            continue;
+        }
+        let outcome = match c.outcome {
+            StepOutcome::Success { .. } => "success",
+            StepOutcome::Failure { .. } => "failure",
+        };
+        let seconds = (now - c.started_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+        metrics::histogram!("tasker_step_duration_seconds", "namespace" => c.namespace.clone(),
+            "template" => c.template.clone(), "outcome" => outcome)
+        .record(seconds);
+    }
+}
+
+/// Writes `batch`, retrying through outages; `None` when it gave up.
+async fn write_with_retries(shared: &WorkerShared, batch: &[Completion]) -> Option<Vec<bool>> {
     let patience = shared.config.worker.lease * OUTAGE_PATIENCE_LEASES;
     let started = tokio::time::Instant::now();
     let mut backoff = ReconnectBackoff::new(Duration::from_millis(100), Duration::from_secs(5));
@@ -90,8 +121,9 @@ async fn write_with_retries(shared: &WorkerShared, batch: &[Completion]) {
         }
         let written = write(shared, batch).await;
         breaker.record(&written);
-        let Err(err) = written else {
-            return;
+        let err = match written {
+            Ok(accepted) => return Some(accepted),
+            Err(err) => err,
         };
         let outage = err.is_outage();
         failures += u32::from(!outage);
@@ -108,9 +140,12 @@ async fn write_with_retries(shared: &WorkerShared, batch: &[Completion]) {
         batch_size = batch.len(),
         "step results not written; their leases will expire and the steps run again"
     );
+    None
 }
 
-async fn write(shared: &WorkerShared, batch: &[Completion]) -> Result<(), WorkerError> {
+/// Writes `batch` in one transaction; returns which completions were
+/// accepted.
+async fn write(shared: &WorkerShared, batch: &[Completion]) -> Result<Vec<bool>, WorkerError> {
     let ctx = shared.ctx();
     let corrupt = |e: serde_json::Error| WorkerError::Db(DbError::Corrupt(e.to_string()));
     let mut changes = Vec::with_capacity(batch.len());
@@ -146,6 +181,8 @@ async fn write(shared: &WorkerShared, batch: &[Completion]) -> Result<(), Worker
                 step_uuid: c.step,
                 attempt: c.attempt,
                 correlation_id: c.correlation_id,
+                // Orchestration's `step.result` span continues this step's.
+                traceparent: tasker_telemetry::propagation::traceparent(&c.span),
             });
             pointers.push(serde_json::to_value(pointer).map_err(corrupt)?);
         } else {
@@ -212,7 +249,7 @@ async fn write(shared: &WorkerShared, batch: &[Completion]) -> Result<(), Worker
         shared.events.publish(planned.event.clone());
     }
     tracing::debug!(batch_size = batch.len(), "step results written");
-    Ok(())
+    Ok(accepted)
 }
 
 /// For each completion of `batch`, whether its change is among `applied`.
@@ -298,6 +335,9 @@ mod tests {
             started_at: Utc::now(),
             finished_at: Utc::now(),
             events: Vec::new(),
+            span: tracing::Span::none(),
+            namespace: "ns".into(),
+            template: "t".into(),
         }
     }
 

@@ -33,6 +33,11 @@ pub(crate) struct Completion {
     pub(crate) finished_at: DateTime<Utc>,
     /// Domain events to publish if the result is accepted.
     pub(crate) events: Vec<PlannedEvent>,
+    /// The attempt's `step.run` span (see [`Claimed::span`]).
+    pub(crate) span: tracing::Span,
+    /// The task's namespace and template name, for metrics.
+    pub(crate) namespace: String,
+    pub(crate) template: String,
 }
 
 /// Runs one claimed step. The permit returns when its outcome is handed on
@@ -46,10 +51,9 @@ pub(crate) async fn execute(
     permit: OwnedSemaphorePermit,
 ) {
     let step = claimed.context.step.workflow_step_uuid;
-    let span = tracing::info_span!(
-        "step", task_uuid = %claimed.context.task_uuid, step_uuid = %step,
-        correlation_id = %claimed.context.correlation_id, attempt = claimed.attempt
-    );
+    let span = claimed.span.clone();
+    let in_flight = metrics::gauge!("tasker_worker_in_flight");
+    in_flight.increment(1.0);
     async {
         let token = CancellationToken::new();
         shared.in_flight.insert(
@@ -62,6 +66,10 @@ pub(crate) async fn execute(
         );
         let control = Arc::new(AttemptControl::default());
         let started_at = Utc::now();
+        let callable = claimed.context.step.callable.as_str();
+        let handling =
+            tracing::info_span!("step.handler", callable, outcome = tracing::field::Empty);
+        let clock = std::time::Instant::now();
         let (outcome, straggler) = attempt(
             &shared,
             &claimed.context,
@@ -69,7 +77,14 @@ pub(crate) async fn execute(
             token,
             control.clone(),
         )
+        .instrument(handling.clone())
         .await;
+        let result = outcome_label(outcome.as_ref());
+        handling.record("outcome", result);
+        drop(handling);
+        metrics::histogram!("tasker_handler_duration_seconds",
+            "callable" => callable.to_owned(), "outcome" => result)
+        .record(clock.elapsed().as_secs_f64());
         match outcome {
             Some(outcome) => {
                 let events =
@@ -84,10 +99,18 @@ pub(crate) async fn execute(
                     started_at,
                     finished_at: Utc::now(),
                     events,
+                    span: claimed.span.clone(),
+                    namespace: claimed.context.namespace.clone(),
+                    template: claimed.context.task_name.clone(),
                 };
                 if completions.send(completion).await.is_err() {
                     shared.in_flight.remove(step, claimed.attempt);
                 }
+                tasker_telemetry::metrics::channel_saturation(
+                    "worker_completions",
+                    completions.capacity(),
+                    completions.max_capacity(),
+                );
             }
             // Abandoned (hard shutdown, or given back by a foreign runtime):
             // keep the lease untouched so it expires and another worker
@@ -98,8 +121,22 @@ pub(crate) async fn execute(
     }
     .instrument(span)
     .await;
+    in_flight.decrement(1.0);
     drop(permit);
     shared.capacity_freed.notify_one();
+}
+
+/// The `outcome` label of handler metrics and spans.
+fn outcome_label(outcome: Option<&StepOutcome>) -> &'static str {
+    match outcome {
+        None => "abandoned",
+        Some(StepOutcome::Success { .. }) => "success",
+        Some(StepOutcome::Failure { error }) if error.error_type == error_types::TIMEOUT => {
+            "timeout"
+        }
+        Some(StepOutcome::Failure { error }) if error.error_type == "cancelled" => "cancelled",
+        Some(StepOutcome::Failure { .. }) => "failure",
+    }
 }
 
 /// Waits, bounded by hard stop, for an ended attempt's handler to be gone:

@@ -9,6 +9,7 @@ pub(crate) mod control;
 pub(crate) mod event_plan;
 pub(crate) mod executor;
 pub(crate) mod leases;
+pub(crate) mod observe;
 pub(crate) mod producer;
 pub(crate) mod shared;
 pub(crate) mod templates;
@@ -166,6 +167,14 @@ impl Worker {
             BREAKER_POLL,
             background_stop.clone().cancelled_owned(),
         ));
+        let observer = config.metrics_bind.map(|address| {
+            tasker_telemetry::metrics::register_zeroes(tasker_telemetry::metrics::Exporter::Worker);
+            tokio::spawn(observe::serve(
+                shared.clone(),
+                address,
+                background_stop.clone(),
+            ))
+        });
         let templates_changed = Arc::new(Notify::new());
         let control = tokio::spawn(control::run(
             shared.clone(),
@@ -206,6 +215,9 @@ impl Worker {
         let _ = leases.await;
         let _ = control.await;
         let _ = probe.await;
+        if let Some(observer) = observer {
+            let _ = observer.await;
+        }
         tracing::info!(worker_id = %shared.worker_id, "worker stopped");
     }
 }

@@ -47,6 +47,11 @@ impl InFlight {
         lock(&self.0).remove(&(step, attempt));
     }
 
+    /// Attempts held now (running, or waiting for their result to be written).
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.0).len()
+    }
+
     pub(crate) fn snapshot(&self) -> Vec<(StepUuid, InFlightEntry)> {
         lock(&self.0)
             .iter()
