@@ -90,6 +90,7 @@ pub(crate) async fn run(
         &WorkerUnderTest::Rust,
         "tasker::noop",
         overrides,
+        "warn",
     )
     .await?;
     let base = format!("http://127.0.0.1:{}", settings.port);

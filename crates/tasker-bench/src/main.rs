@@ -10,6 +10,7 @@ mod load;
 mod measure;
 mod stack;
 mod stats;
+mod telemetry;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -92,6 +93,20 @@ enum Role {
         /// the second run.
         #[arg(long, default_value_t = 50)]
         backlog_limit: u64,
+    },
+    /// What telemetry costs: one `/metrics` scrape with `--tasks` tasks in
+    /// the database, and diamond throughput with info tracing exported over
+    /// OTLP against the production defaults, in the same run.
+    Telemetry {
+        /// Tasks in the database while scraping.
+        #[arg(long, default_value_t = 100_000)]
+        tasks: i64,
+        /// Timed scrapes.
+        #[arg(long, default_value_t = 200)]
+        scrapes: usize,
+        /// Throughput rounds, each baseline then OTLP.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
     },
     /// (internal) Run the orchestration server under test.
     #[command(hide = true)]
@@ -178,8 +193,31 @@ fn main() -> anyhow::Result<()> {
             clients,
             backlog_limit,
         }) => runtime.block_on(run_load(&cli, clients, backlog_limit)),
+        Some(Role::Telemetry {
+            tasks,
+            scrapes,
+            rounds,
+        }) => runtime.block_on(run_telemetry(&cli, tasks, scrapes, rounds)),
         None => runtime.block_on(bench(cli)),
     }
+}
+
+async fn run_telemetry(cli: &Cli, tasks: i64, scrapes: usize, rounds: usize) -> anyhow::Result<()> {
+    let settings = telemetry::Settings {
+        port: cli.port,
+        tasks: if cli.smoke { 2_000 } else { tasks },
+        scrapes: if cli.smoke { 20 } else { scrapes },
+        window: Duration::from_secs(if cli.smoke { 2 } else { cli.seconds }),
+        in_flight: if cli.smoke { 20 } else { cli.in_flight },
+        rounds: if cli.smoke { 1 } else { rounds.max(1) },
+    };
+    let figures = telemetry::run(&settings).await?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&figures)?);
+    } else {
+        telemetry::print_table(&figures);
+    }
+    Ok(())
 }
 
 async fn run_load(cli: &Cli, clients: usize, backlog_limit: u64) -> anyhow::Result<()> {
@@ -238,20 +276,30 @@ async fn stop_on_sigterm() -> CancellationToken {
 
 async fn serve() -> anyhow::Result<()> {
     let config = tasker_config::load()?;
-    tasker_orchestration::telemetry::logging::init(&config.telemetry);
+    let telemetry = tasker_telemetry::init(
+        &config.telemetry,
+        "tasker-bench-server",
+        tasker_telemetry::LogOutput::Stdout,
+    )?;
     tasker_orchestration::server::serve(config, stop_on_sigterm().await).await?;
+    telemetry.shutdown();
     Ok(())
 }
 
 async fn work() -> anyhow::Result<()> {
     let config = tasker_config::load()?;
-    tasker_orchestration::telemetry::logging::init(&config.telemetry);
+    let telemetry = tasker_telemetry::init(
+        &config.telemetry,
+        "tasker-bench-worker",
+        tasker_telemetry::LogOutput::Stdout,
+    )?;
     let mut registry = tasker_worker::HandlerRegistry::with_builtins();
     registry.register_fn(stack::COMPARE_CALLABLE, |_| async {
         Ok(tasker_worker::Success::new(serde_json::json!({})))
     });
     let worker = tasker_worker::Worker::connect(config, registry).await?;
     worker.run(stop_on_sigterm().await).await?;
+    telemetry.shutdown();
     Ok(())
 }
 

@@ -92,16 +92,18 @@ impl Bench {
         worker: &WorkerUnderTest,
         callable: &str,
     ) -> anyhow::Result<Self> {
-        Self::start_configured(port, worker, callable, None).await
+        Self::start_configured(port, worker, callable, None, "warn").await
     }
 
     /// As [`Bench::start_with`], with `overrides` (TOML) layered over the
-    /// configuration of both processes (through `TASKER_CONFIG_DIR`).
+    /// configuration of both processes (through `TASKER_CONFIG_DIR`) and
+    /// their log filter set to `rust_log`.
     pub(crate) async fn start_configured(
         port: u16,
         worker: &WorkerUnderTest,
         callable: &str,
         overrides: Option<&str>,
+        rust_log: &str,
     ) -> anyhow::Result<Self> {
         let (admin_url, cluster) = match std::env::var("DATABASE_URL") {
             Ok(url) if !url.is_empty() => (url, None),
@@ -170,7 +172,7 @@ impl Bench {
                 // bench never collides with another one or a running `dev`.
                 .env("TASKER_GRPC_BIND_ADDRESS", "127.0.0.1:0")
                 .env("TASKER_LOG_FORMAT", "json")
-                .env("RUST_LOG", "warn")
+                .env("RUST_LOG", rust_log)
                 .stdout(log.try_clone()?)
                 .stderr(log)
                 .stdin(Stdio::null())

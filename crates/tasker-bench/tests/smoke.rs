@@ -69,3 +69,39 @@ fn smoke_mode_measures_every_figure() {
     assert!(figure(&figures, "/idle_transactions_per_s") >= 0.0);
     assert!(figure(&figures, "/server_peak_rss_mib") > 1.0);
 }
+
+#[test]
+fn smoke_mode_measures_what_telemetry_costs() {
+    let output = Command::new(env!("CARGO_BIN_EXE_tasker-bench"))
+        .args([
+            "--smoke",
+            "--json",
+            "--port",
+            &free_port().to_string(),
+            "telemetry",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "tasker-bench telemetry failed:\n{stderr}"
+    );
+    let figures: Value = serde_json::from_slice(&output.stdout).unwrap();
+    // The gauge saw every stored task, without reading the tasks table.
+    assert_eq!(
+        figure(&figures, "/tasks_scraped"),
+        figure(&figures, "/tasks_in_database")
+    );
+    assert_eq!(figures["sample_reads_tasks_table"], false);
+    let (p50, p99) = (
+        figure(&figures, "/scrape_ms_p50"),
+        figure(&figures, "/scrape_ms_p99"),
+    );
+    assert!(p50 > 0.0 && p50 <= p99, "scrape p50 {p50}, p99 {p99}");
+    // Both throughput runs completed steps, and the OTLP one exported spans.
+    assert!(figure(&figures, "/baseline_steps_per_s/0") > 0.0);
+    assert!(figure(&figures, "/otlp_steps_per_s/0") > 0.0);
+    assert!(figure(&figures, "/spans_received") > 0.0);
+    assert!(figure(&figures, "/otlp_ratio") > 0.0);
+}
