@@ -10,6 +10,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
+/// The runs share one private PostgreSQL cluster (one data directory),
+/// which each starts and stops: one at a time.
+static CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -27,6 +31,9 @@ fn figure(figures: &Value, path: &str) -> f64 {
 
 #[test]
 fn smoke_mode_measures_every_figure() {
+    let _cluster = CLUSTER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let output = Command::new(env!("CARGO_BIN_EXE_tasker-bench"))
         .args(["--smoke", "--json", "--port", &free_port().to_string()])
         .output()
@@ -72,6 +79,9 @@ fn smoke_mode_measures_every_figure() {
 
 #[test]
 fn smoke_mode_measures_what_telemetry_costs() {
+    let _cluster = CLUSTER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let output = Command::new(env!("CARGO_BIN_EXE_tasker-bench"))
         .args([
             "--smoke",

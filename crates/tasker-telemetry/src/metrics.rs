@@ -528,6 +528,40 @@ mod tests {
     }
 
     #[test]
+    fn the_grafana_dashboard_charts_every_catalogued_metric_and_nothing_else() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/grafana-dashboard.json"
+        ))
+        .unwrap();
+        let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut used = std::collections::BTreeSet::new();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().unwrap();
+                // Metric names: `tasker_` and what follows of [a-z_].
+                let mut rest = expr;
+                while let Some(at) = rest.find("tasker_") {
+                    let tail = &rest[at..];
+                    let end = tail
+                        .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                        .unwrap_or(tail.len());
+                    let name = &tail[..end];
+                    let base = ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .find_map(|s| name.strip_suffix(s))
+                        .unwrap_or(name);
+                    used.insert(base.to_owned());
+                    rest = &tail[end..];
+                }
+            }
+        }
+        let catalogued: std::collections::BTreeSet<String> =
+            CATALOGUE.iter().map(|m| m.name.to_owned()).collect();
+        assert_eq!(used, catalogued);
+    }
+
+    #[test]
     fn exporters_include_themselves_and_both() {
         assert!(Both.includes(Server) && Both.includes(Worker));
         assert!(Server.includes(Server) && !Server.includes(Worker));
