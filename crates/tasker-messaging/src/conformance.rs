@@ -177,6 +177,12 @@ async fn depth_becomes(s: &Subject, queue: &QueueName, total: u64, visible: u64)
     loop {
         let depth = s.queue.depth(queue).await.map_err(fail("depth"))?;
         if depth.total == total && depth.visible == visible {
+            // The batch form agrees, and names an unknown queue.
+            let both = s.queue.depths(std::slice::from_ref(queue)).await;
+            let both = both.map_err(fail("depths"))?;
+            if both != [depth] {
+                return Err(format!("depths gave {both:?}, depth {depth:?}"));
+            }
             return Ok(());
         }
         if started.elapsed() > ARRIVAL {

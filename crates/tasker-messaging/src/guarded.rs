@@ -116,6 +116,11 @@ impl MessageQueue for Guarded {
         self.record(self.inner.depth(queue).await)
     }
 
+    async fn depths(&self, queues: &[QueueName]) -> Result<Vec<QueueDepth>, MessagingError> {
+        self.admit()?;
+        self.record(self.inner.depths(queues).await)
+    }
+
     async fn pending(&self, queues: &[QueueName]) -> Result<Vec<QueueName>, MessagingError> {
         self.admit()?;
         self.record(self.inner.pending(queues).await)

@@ -248,6 +248,10 @@ impl MessageQueue for Outboxed {
         self.inner.depth(queue).await
     }
 
+    async fn depths(&self, queues: &[QueueName]) -> Result<Vec<QueueDepth>, MessagingError> {
+        self.inner.depths(queues).await
+    }
+
     async fn pending(&self, queues: &[QueueName]) -> Result<Vec<QueueName>, MessagingError> {
         self.inner.pending(queues).await
     }

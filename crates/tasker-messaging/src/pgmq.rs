@@ -308,6 +308,39 @@ impl MessageQueue for PgmqQueue {
         })
     }
 
+    async fn depths(&self, queues: &[QueueName]) -> Result<Vec<QueueDepth>, MessagingError> {
+        if queues.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement for every queue (pgmq counts each queue's table).
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT queue_name, queue_length, queue_visible_length FROM pgmq.metrics_all()",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| classify(e, &queues[0]))?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let by_name: std::collections::HashMap<&str, QueueDepth> = rows
+            .iter()
+            .map(|(name, total, visible)| {
+                let depth = QueueDepth {
+                    total: count(*total),
+                    visible: count(*visible),
+                };
+                (name.as_str(), depth)
+            })
+            .collect();
+        queues
+            .iter()
+            .map(|q| {
+                by_name
+                    .get(q.as_str())
+                    .copied()
+                    .ok_or_else(|| MessagingError::QueueNotFound(q.clone()))
+            })
+            .collect()
+    }
+
     async fn pending(&self, queues: &[QueueName]) -> Result<Vec<QueueName>, MessagingError> {
         if queues.is_empty() {
             return Ok(Vec::new());

@@ -223,6 +223,19 @@ pub trait MessageQueue: Send + Sync + 'static {
     /// [`MessagingError::QueueNotFound`] for a queue never ensured.
     async fn depth(&self, queue: &QueueName) -> Result<QueueDepth, MessagingError>;
 
+    /// [`MessageQueue::depth`] of each of `queues`, in order — for metrics,
+    /// in as few round trips as the provider allows (one for PGMQ).
+    ///
+    /// # Errors
+    /// As [`MessageQueue::depth`], for the first queue that fails.
+    async fn depths(&self, queues: &[QueueName]) -> Result<Vec<QueueDepth>, MessagingError> {
+        let mut depths = Vec::with_capacity(queues.len());
+        for queue in queues {
+            depths.push(self.depth(queue).await?);
+        }
+        Ok(depths)
+    }
+
     /// Which of `queues` have a message to receive now, cheaply (one round
     /// trip, or none), so an idle poll over many queues stays cheap. A hint:
     /// a queue named here may be empty by the time it is received from.

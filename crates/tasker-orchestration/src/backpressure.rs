@@ -31,9 +31,27 @@ pub(crate) struct BacklogGauge {
     pending_results: AtomicU64,
     unclaimed_steps: AtomicU64,
     measured: AtomicBool,
+    /// Work arrived or was applied here since the last sample.
+    active: AtomicBool,
 }
 
 impl BacklogGauge {
+    /// Notes that this process took or applied work, so the next tick
+    /// measures.
+    pub(crate) fn touch(&self) {
+        self.active.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the next tick should measure: after activity here, until a
+    /// first measurement succeeds, and while the last one saw a backlog (so
+    /// it is followed down to zero). An idle process measures nothing —
+    /// the backlog only matters to requests, and a request is activity.
+    fn due(&self) -> bool {
+        let active = self.active.swap(false, Ordering::Relaxed);
+        let last = self.get();
+        active || !last.measured || last.pending_results > 0 || last.unclaimed_steps > 0
+    }
+
     pub(crate) fn get(&self) -> BacklogSample {
         BacklogSample {
             pending_results: self.pending_results.load(Ordering::Relaxed),
@@ -127,6 +145,9 @@ pub fn refusal(
 
 /// [`refusal`] for `intake`, on `shared`'s breakers and last sample.
 pub(crate) fn check(shared: &Shared, intake: Intake) -> Option<Refusal> {
+    if intake == Intake::NewTask {
+        shared.backlog.touch();
+    }
     refusal(
         intake,
         shared.breakers.database.not_closed(),
@@ -137,7 +158,8 @@ pub(crate) fn check(shared: &Shared, intake: Intake) -> Option<Refusal> {
 }
 
 /// Measures the backlog every `sample_interval` until `shutdown` (only
-/// while a limit is set, and not while the database breaker is open).
+/// while a limit is set, not while the database breaker is open, and only
+/// when due: see `BacklogGauge::due`).
 pub(crate) async fn sample(shared: Arc<Shared>, shutdown: CancellationToken) {
     let config = shared.config.backpressure;
     if !config.limits() {
@@ -147,6 +169,9 @@ pub(crate) async fn sample(shared: Arc<Shared>, shutdown: CancellationToken) {
     let cap = config.max_pending_results.unwrap_or(0) + config.max_unclaimed_steps.unwrap_or(0) + 2;
     let breaker = &shared.breakers.database;
     let measure = || async {
+        if !shared.backlog.due() {
+            return;
+        }
         let measured = tasker_db::backlog::measure(&shared.pool, cap).await;
         breaker.record(&measured);
         match measured {
@@ -259,5 +284,19 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn an_idle_process_stops_measuring_once_the_backlog_reads_zero() {
+        let gauge = BacklogGauge::default();
+        assert!(gauge.due(), "never measured");
+        gauge.set(3, 0);
+        assert!(gauge.due(), "a backlog is followed down");
+        gauge.set(0, 0);
+        assert!(!gauge.due(), "idle and empty: nothing to measure");
+        assert!(!gauge.due());
+        gauge.touch();
+        assert!(gauge.due(), "work arrived");
+        assert!(!gauge.due(), "activity is consumed by one tick");
     }
 }

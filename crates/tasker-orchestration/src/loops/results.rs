@@ -149,6 +149,7 @@ async fn writer(shared: Arc<Shared>, wake: Arc<Notify>, shutdown: CancellationTo
             }
             let full = messages.len() == max;
             if !messages.is_empty() {
+                shared.backlog.touch();
                 metrics::histogram!("tasker_orchestration_batch_size")
                     .record(messages.len() as f64);
                 metrics::histogram!("tasker_orchestration_batch_duration_seconds")
