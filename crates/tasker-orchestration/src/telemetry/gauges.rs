@@ -29,14 +29,15 @@ pub(crate) async fn sample_once(shared: &Shared) -> Result<(), OrchestrationErro
         let n = counts.dlq.get(status.as_str()).copied().unwrap_or(0);
         metrics::gauge!("tasker_dlq_entries", "status" => status.as_str()).set(n as f64);
     }
-    for queue in shared.known_queues() {
-        match shared.queue.depth(&queue).await {
-            Ok(depth) => {
-                metrics::gauge!("tasker_queue_messages", "queue" => queue.as_str().to_owned())
-                    .set(depth.total as f64)
+    let queues = shared.known_queues();
+    match shared.queue.depths(&queues).await {
+        Ok(depths) => {
+            for (queue, depth) in queues.iter().zip(depths) {
+                let name = queue.as_str().to_owned();
+                metrics::gauge!("tasker_queue_messages", "queue" => name).set(depth.total as f64);
             }
-            Err(err) => tracing::debug!(%queue, error = %err, "reading a queue's depth failed"),
         }
+        Err(err) => tracing::debug!(error = %err, "reading queue depths failed"),
     }
     Ok(())
 }
