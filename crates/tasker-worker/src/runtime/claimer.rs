@@ -35,6 +35,8 @@ pub(crate) struct Claimed {
     /// `step.run`: opened when the claim began, in the trace the step's
     /// pointer carried; closed by the completer once the result is stored.
     pub(crate) span: tracing::Span,
+    /// When the claim committed (`tasker_step_duration_seconds` starts here).
+    pub(crate) claimed_at: std::time::Instant,
 }
 
 /// Claims up to `max` steps from `queue`.
@@ -126,6 +128,7 @@ pub(crate) async fn claim_batch(
         tasker_messaging::settle_after_commit(shared.queue.as_ref(), taking.and(staged)).await;
     }
     drop(claiming);
+    let claimed_at = std::time::Instant::now();
     let conflicts = first_message.len().saturating_sub(contexts.len());
     metrics::counter!("tasker_worker_claim_conflicts_total").increment(conflicts as u64);
     let claimed: Vec<Claimed> = contexts
@@ -144,6 +147,7 @@ pub(crate) async fn claim_batch(
                 attempt: context.step.attempts,
                 context,
                 span,
+                claimed_at,
             }
         })
         .collect();

@@ -84,7 +84,6 @@ pub(crate) async fn run(shared: Arc<WorkerShared>, mut receiver: mpsc::Receiver<
 /// written at all).
 fn report(batch: &[Completion], accepted: Option<&[bool]>) {
     let Some(accepted) = accepted else { return };
-    let now = chrono::Utc::now();
     for (c, taken) in batch.iter().zip(accepted) {
         if !taken {
             metrics::counter!("tasker_worker_stale_results_total").increment(1);
@@ -94,7 +93,7 @@ fn report(batch: &[Completion], accepted: Option<&[bool]>) {
             StepOutcome::Success { .. } => "success",
             StepOutcome::Failure { .. } => "failure",
         };
-        let seconds = (now - c.started_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+        let seconds = c.claimed_at.elapsed().as_secs_f64();
         metrics::histogram!("tasker_step_duration_seconds", "namespace" => c.namespace.clone(),
             "template" => c.template.clone(), "outcome" => outcome)
         .record(seconds);
@@ -338,6 +337,7 @@ mod tests {
             span: tracing::Span::none(),
             namespace: "ns".into(),
             template: "t".into(),
+            claimed_at: std::time::Instant::now(),
         }
     }
 

@@ -38,6 +38,26 @@ pub(crate) struct Completion {
     /// The task's namespace and template name, for metrics.
     pub(crate) namespace: String,
     pub(crate) template: String,
+    /// When the step was claimed (see [`Claimed::claimed_at`]).
+    pub(crate) claimed_at: std::time::Instant,
+}
+
+/// One running attempt in `tasker_worker_in_flight`, until dropped — also
+/// when the executor is aborted at a hard stop.
+struct InFlightGauge(metrics::Gauge);
+
+impl InFlightGauge {
+    fn enter() -> Self {
+        let gauge = metrics::gauge!("tasker_worker_in_flight");
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlightGauge {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 /// Runs one claimed step. The permit returns when its outcome is handed on
@@ -52,8 +72,7 @@ pub(crate) async fn execute(
 ) {
     let step = claimed.context.step.workflow_step_uuid;
     let span = claimed.span.clone();
-    let in_flight = metrics::gauge!("tasker_worker_in_flight");
-    in_flight.increment(1.0);
+    let in_flight = InFlightGauge::enter();
     async {
         let token = CancellationToken::new();
         shared.in_flight.insert(
@@ -102,6 +121,7 @@ pub(crate) async fn execute(
                     span: claimed.span.clone(),
                     namespace: claimed.context.namespace.clone(),
                     template: claimed.context.task_name.clone(),
+                    claimed_at: claimed.claimed_at,
                 };
                 if completions.send(completion).await.is_err() {
                     shared.in_flight.remove(step, claimed.attempt);
@@ -121,7 +141,7 @@ pub(crate) async fn execute(
     }
     .instrument(span)
     .await;
-    in_flight.decrement(1.0);
+    drop(in_flight);
     drop(permit);
     shared.capacity_freed.notify_one();
 }
