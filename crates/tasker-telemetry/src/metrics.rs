@@ -400,7 +400,7 @@ pub const CATALOGUE: &[Metric] = &[
             Gauge,
             &[],
             Worker,
-            "Handlers running now.",
+            "Attempts this worker holds now: running, or their result being written (read at scrape time).",
         ),
         &[&[]],
     ),

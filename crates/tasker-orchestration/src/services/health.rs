@@ -160,12 +160,6 @@ fn breaker_check(snapshot: &BreakerSnapshot) -> HealthCheck {
     }
 }
 
-/// Publishes the breakers' states as metrics (called on each scrape: it
-/// reads memory only).
-pub fn export_breaker_metrics(orchestrator: &Orchestrator) {
-    tasker_telemetry::metrics::export_breakers(orchestrator.breakers());
-}
-
 /// Readiness plus pool and queue details.
 pub async fn detailed(orchestrator: &Orchestrator, state: &HealthState) -> HealthReport {
     let mut checks = readiness_checks(orchestrator, state).await;

@@ -42,24 +42,6 @@ pub(crate) struct Completion {
     pub(crate) claimed_at: std::time::Instant,
 }
 
-/// One running attempt in `tasker_worker_in_flight`, until dropped — also
-/// when the executor is aborted at a hard stop.
-struct InFlightGauge(metrics::Gauge);
-
-impl InFlightGauge {
-    fn enter() -> Self {
-        let gauge = metrics::gauge!("tasker_worker_in_flight");
-        gauge.increment(1.0);
-        Self(gauge)
-    }
-}
-
-impl Drop for InFlightGauge {
-    fn drop(&mut self) {
-        self.0.decrement(1.0);
-    }
-}
-
 /// Runs one claimed step. The permit returns when its outcome is handed on
 /// and its handler has really stopped: a handler that overran its timeout
 /// on a thread the runtime cannot stop (a foreign-language one) keeps its
@@ -72,7 +54,6 @@ pub(crate) async fn execute(
 ) {
     let step = claimed.context.step.workflow_step_uuid;
     let span = claimed.span.clone();
-    let in_flight = InFlightGauge::enter();
     async {
         let token = CancellationToken::new();
         shared.in_flight.insert(
@@ -141,7 +122,6 @@ pub(crate) async fn execute(
     }
     .instrument(span)
     .await;
-    drop(in_flight);
     drop(permit);
     shared.capacity_freed.notify_one();
 }

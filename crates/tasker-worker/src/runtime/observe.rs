@@ -69,6 +69,7 @@ pub(crate) async fn serve(
 
 async fn metrics(State(state): State<Observed>) -> impl IntoResponse {
     tasker_telemetry::metrics::export_breakers(&state.shared.breakers);
+    metrics::gauge!("tasker_worker_in_flight").set(state.shared.in_flight.len() as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

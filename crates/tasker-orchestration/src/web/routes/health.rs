@@ -48,7 +48,7 @@ pub(crate) async fn detailed(State(state): State<AppState>) -> impl IntoResponse
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    health::export_breaker_metrics(&state.orchestrator);
+    tasker_telemetry::metrics::export_breakers(state.orchestrator.breakers());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
